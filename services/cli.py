@@ -1,0 +1,197 @@
+"""The `hookflow` command: run the whole system, or one service, or a development MongoDB."""
+
+import argparse
+import asyncio
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from pydantic import SecretStr, ValidationError
+
+from hookflow.shared.logging import configure_logging
+from hookflow.shared.settings import (
+    CommonSettings,
+    ConfigApiSettings,
+    ExecutorSettings,
+    GatewaySettings,
+    RunSettings,
+)
+
+
+def _settings[S: CommonSettings](kind: type[S]) -> S:
+    try:
+        settings = kind()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"HOOKFLOW_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()
+        )
+        raise SystemExit(f"hookflow: bad configuration: {problems}") from None
+    configure_logging(settings)
+    return settings
+
+
+def _admin_token(settings: RunSettings) -> tuple[str, bool]:
+    """The admin token: HOOKFLOW_ADMIN_TOKEN, else the one kept in the data dir, else a new
+    one (kept there, readable by the owner only, so a restart keeps it)."""
+    if settings.admin_token is not None:
+        return settings.admin_token.get_secret_value(), False
+    path = settings.data_dir / "admin-token"
+    if path.exists():
+        return path.read_text().strip(), True
+    token = secrets.token_urlsafe(24)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(token + "\n")
+    return token, True
+
+
+async def _run_all() -> None:
+    from hookflow.config_api.app import create_app as config_api_app
+    from hookflow.executor.app import create_app as executor_app
+    from hookflow.gateway.app import create_app as gateway_app
+    from hookflow.shared.messaging import Topology, open_broker
+    from hookflow.shared.service import serve
+    from hookflow.shared.storage import open_storage
+
+    settings = _settings(RunSettings)
+    token, generated = _admin_token(settings)
+    settings.admin_token = SecretStr(token)
+    broker_url = settings.broker_url.get_secret_value() if settings.broker_url else None
+    mongodb_url = settings.mongodb_url.get_secret_value() if settings.mongodb_url else None
+    storage = open_storage(
+        mongodb_url, database=settings.mongodb_database, data_dir=settings.data_dir
+    )
+    broker = open_broker(
+        broker_url, Topology(settings.namespace), publish_timeout=settings.publish_timeout
+    )
+    await storage.open()
+    try:
+        await broker.connect()
+        try:
+            host = settings.bind
+            apps = [
+                (
+                    config_api_app(settings, storage=storage, broker=broker),
+                    host,
+                    settings.config_api_port,
+                ),
+                (
+                    executor_app(settings, storage=storage, broker=broker),
+                    host,
+                    settings.executor_port,
+                ),
+                (
+                    gateway_app(settings, storage=storage, broker=broker),
+                    host,
+                    settings.gateway_port,
+                ),
+            ]
+
+            def ready() -> None:
+                where = (
+                    "MongoDB"
+                    if mongodb_url
+                    else f"SQLite in {settings.data_dir / 'hookflow.sqlite3'}"
+                )
+                bus = "RabbitMQ" if broker_url else "the in-process bus"
+                public = settings.public_url.rstrip("/")
+                lines = [
+                    f"Hookflow is running on {bus}, storing in {where}.",
+                    f"  gateway     {public}/api/webhook:trigger/<key>",
+                    f"  config API  http://{host}:{settings.config_api_port}/api/workflows",
+                    f"  executor    http://{host}:{settings.executor_port}/healthz",
+                ]
+                if generated:
+                    lines += [
+                        f"  admin token {token}",
+                        f"              (kept in {settings.data_dir / 'admin-token'}; "
+                        "set HOOKFLOW_ADMIN_TOKEN to choose your own)",
+                        f"  export HOOKFLOW_ADMIN_TOKEN={token}",
+                    ]
+                lines.append("Stop with Ctrl-C.")
+                print("\n".join(lines), flush=True)
+
+            await serve(apps, ready=ready)
+        finally:
+            await broker.close()
+    finally:
+        await storage.close()
+
+
+async def _run_one(service: str) -> None:
+    from hookflow.shared.service import serve
+
+    if service == "gateway":
+        from hookflow.gateway.app import create_app as gateway_app
+
+        gateway = _settings(GatewaySettings)
+        await serve([(gateway_app(gateway), gateway.bind, gateway.gateway_port)])
+    elif service == "executor":
+        from hookflow.executor.app import create_app as executor_app
+
+        executor = _settings(ExecutorSettings)
+        await serve([(executor_app(executor), executor.bind, executor.executor_port)])
+    else:
+        from hookflow.config_api.app import create_app as config_api_app
+
+        config = _settings(ConfigApiSettings)
+        await serve([(config_api_app(config), config.bind, config.config_api_port)])
+
+
+async def _mongo(host: str, port: int, data: Path | None) -> None:
+    from mongoeco.engines.sqlite import SQLiteEngine
+    from mongoeco.wire import AsyncMongoEcoProxyServer
+
+    engine = SQLiteEngine(str(data)) if data else None
+    async with AsyncMongoEcoProxyServer(host=host, port=port, engine=engine) as server:
+        print(
+            f"mongoeco's MongoDB-compatible server at {server.address.uri} "
+            f"({'SQLite file ' + str(data) if data else 'in memory'}); for development and tests, "
+            "not production.\nexport HOOKFLOW_MONGODB_URL='" + server.address.uri + "'",
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        import signal
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="hookflow",
+        description="Webhook-triggered workflows. Configured by HOOKFLOW_* environment variables.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", help="the whole system in one process (embedded defaults)")
+    commands.add_parser("gateway", help="the webhook gateway alone (needs HOOKFLOW_BROKER_URL)")
+    commands.add_parser("executor", help="one executor (needs HOOKFLOW_BROKER_URL)")
+    commands.add_parser("config-api", help="the config API alone (needs HOOKFLOW_BROKER_URL)")
+    mongo = commands.add_parser(
+        "mongo", help="mongoeco's MongoDB-compatible server, for development and tests"
+    )
+    mongo.add_argument("--host", default="127.0.0.1")
+    mongo.add_argument("--port", type=int, default=27017)
+    mongo.add_argument(
+        "--data", type=Path, help="keep the data in this SQLite file (default: memory)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            asyncio.run(_run_all())
+        elif args.command == "mongo":
+            asyncio.run(_mongo(args.host, args.port, args.data))
+        else:
+            asyncio.run(_run_one(args.command))
+    except KeyboardInterrupt:
+        pass
+    except OSError as error:
+        sys.exit(f"hookflow: {error} (is another process using the port? set HOOKFLOW_*_PORT)")
+
+
+if __name__ == "__main__":
+    main()

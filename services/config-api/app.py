@@ -1,0 +1,177 @@
+"""The config API's app factory and handlers (REST with JSON bodies, bearer token)."""
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from hookflow.config_api.workflows import Workflows
+from hookflow.shared.errors import BadRequest, NotFound, Unauthorized
+from hookflow.shared.messaging import Broker
+from hookflow.shared.models import ExecutionRecord
+from hookflow.shared.service import (
+    BROKER,
+    STORAGE,
+    error_middleware,
+    json_response,
+    use_broker,
+    use_storage,
+)
+from hookflow.shared.settings import ConfigApiSettings
+from hookflow.shared.storage import Storage
+
+WORKFLOWS = web.AppKey("workflows", Workflows)
+MAX_PAGE = 200
+
+
+class MissingToken(Unauthorized):
+    headers = {"WWW-Authenticate": 'Bearer realm="hookflow"'}
+
+
+def bearer_auth(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.path != "/healthz":
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                raise MissingToken("missing or wrong bearer token (Authorization: Bearer <token>)")
+        return await handler(request)
+
+    return middleware
+
+
+def create_app(
+    settings: ConfigApiSettings, *, storage: Storage | None = None, broker: Broker | None = None
+) -> web.Application:
+    if settings.admin_token is None:
+        raise SystemExit("HOOKFLOW_ADMIN_TOKEN is not set: the config API needs a bearer token")
+    app = web.Application(
+        middlewares=[error_middleware, bearer_auth(settings.admin_token.get_secret_value())]
+    )
+    use_storage(app, settings, storage)
+    use_broker(app, settings, broker)
+
+    async def workflows(app: web.Application) -> None:
+        app[WORKFLOWS] = Workflows(app[STORAGE], app[BROKER], settings.public_url)
+
+    app.on_startup.append(workflows)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_post("/api/workflows", create_workflow)
+    app.router.add_get("/api/workflows", list_workflows)
+    app.router.add_get("/api/workflows/{id}", get_workflow)
+    app.router.add_put("/api/workflows/{id}", replace_workflow)
+    app.router.add_patch("/api/workflows/{id}", patch_workflow)
+    app.router.add_delete("/api/workflows/{id}", delete_workflow)
+    app.router.add_get("/api/workflows/{id}/executions", list_executions)
+    app.router.add_get("/api/executions/{id}", get_execution)
+    return app
+
+
+async def _json(request: web.Request) -> Any:
+    try:
+        return orjson.loads(await request.read())
+    except orjson.JSONDecodeError as error:
+        raise BadRequest(f"body is not valid JSON: {error}") from error
+
+
+def _paging(request: web.Request) -> tuple[int, str | None]:
+    try:
+        limit = int(request.query.get("limit", "50"))
+    except ValueError as error:
+        raise BadRequest("limit must be a whole number") from error
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadRequest(f"limit must be between 1 and {MAX_PAGE}")
+    return limit, request.query.get("cursor") or None
+
+
+async def create_workflow(request: web.Request) -> web.Response:
+    workflows = request.app[WORKFLOWS]
+    workflow = await workflows.create(await _json(request))
+    return json_response(
+        workflows.present(workflow),
+        status=201,
+        headers={"Location": f"/api/workflows/{workflow.id}"},
+    )
+
+
+async def list_workflows(request: web.Request) -> web.Response:
+    workflows = request.app[WORKFLOWS]
+    limit, cursor = _paging(request)
+    page = await request.app[STORAGE].list_workflows(limit=limit, cursor=cursor)
+    return json_response(
+        {"items": [workflows.present(w) for w in page.items], "nextCursor": page.next_cursor}
+    )
+
+
+async def get_workflow(request: web.Request) -> web.Response:
+    workflows = request.app[WORKFLOWS]
+    return json_response(workflows.present(await workflows.get(request.match_info["id"])))
+
+
+async def replace_workflow(request: web.Request) -> web.Response:
+    workflows = request.app[WORKFLOWS]
+    workflow = await workflows.replace(request.match_info["id"], await _json(request))
+    return json_response(workflows.present(workflow))
+
+
+async def patch_workflow(request: web.Request) -> web.Response:
+    workflows = request.app[WORKFLOWS]
+    workflow = await workflows.patch(request.match_info["id"], await _json(request))
+    return json_response(workflows.present(workflow))
+
+
+async def delete_workflow(request: web.Request) -> web.Response:
+    await request.app[WORKFLOWS].delete(request.match_info["id"])
+    return web.Response(status=204)
+
+
+def _summary(record: ExecutionRecord) -> dict[str, Any]:
+    return record.model_dump(
+        mode="json",
+        include={
+            "id",
+            "workflowId",
+            "version",
+            "status",
+            "receivedAt",
+            "startedAt",
+            "finishedAt",
+            "requestId",
+            "error",
+        },
+    )
+
+
+async def list_executions(request: web.Request) -> web.Response:
+    workflow_id = request.match_info["id"]
+    limit, cursor = _paging(request)
+    storage = request.app[STORAGE]
+    page = await storage.list_executions(workflow_id, limit=limit, cursor=cursor)
+    if not page.items and cursor is None and await storage.get_workflow(workflow_id) is None:
+        raise NotFound(f"workflow {workflow_id} not found")
+    return json_response(
+        {"items": [_summary(r) for r in page.items], "nextCursor": page.next_cursor}
+    )
+
+
+async def get_execution(request: web.Request) -> web.Response:
+    record = await request.app[STORAGE].get_execution(request.match_info["id"])
+    if record is None:
+        raise NotFound(f"execution {request.match_info['id']} not found")
+    return json_response(record.model_dump(mode="json"))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    storage_ok = await request.app[STORAGE].ping()
+    broker_ok = request.app[BROKER].is_connected
+    ok = storage_ok and broker_ok
+    return json_response(
+        {"status": "ok" if ok else "unavailable", "storage": storage_ok, "broker": broker_ok},
+        status=200 if ok else 503,
+    )

@@ -1,0 +1,1 @@
+"""The executor: consumes accepted webhooks from the broker and runs their workflows."""

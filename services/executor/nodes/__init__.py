@@ -1,0 +1,7 @@
+"""Node types. A new type is one module here and one `register(...)` call in it (plus its
+import below); the engine and the config API's validation pick it up from the registry."""
+
+from hookflow.executor.nodes import condition, end  # noqa: F401  (registers the types)
+from hookflow.executor.nodes.base import NODE_TYPES, NodeType, RunState, Step, register
+
+__all__ = ["NODE_TYPES", "NodeType", "RunState", "Step", "register"]

@@ -1,0 +1,82 @@
+"""Handles the broker's deliveries: runs each webhook of a batch once and records it."""
+
+import asyncio
+from collections import OrderedDict
+
+import structlog
+
+from hookflow.executor.engine import Plan, compile_plan, execute
+from hookflow.shared.models import ExecutionRecord, RunBatch, RunRequest, now
+from hookflow.shared.storage import Storage
+
+log = structlog.get_logger("hookflow.executor")
+
+
+class RunWorker:
+    """Runs the batches a broker delivers. The records are written before the handler returns,
+    so the delivery is acknowledged only once every run in it is recorded; a run already
+    recorded (a redelivery after a crash) is not run again."""
+
+    def __init__(self, storage: Storage, *, plan_cache_size: int = 1024) -> None:
+        self._storage = storage
+        self._plans: OrderedDict[tuple[str, int], Plan] = OrderedDict()
+        self._plan_cache_size = plan_cache_size
+        self.executed = 0
+
+    async def handle(self, batch: RunBatch) -> None:
+        runs = batch.runs
+        done = await self._storage.existing_executions([run.execution_id for run in runs])
+        if done:
+            log.info("skipping runs already recorded", count=len(done))
+            runs = [run for run in runs if run.execution_id not in done]
+        if not runs:
+            return
+        records = await asyncio.gather(*(self._run(run) for run in runs))
+        await self._storage.save_executions(records)
+        self.executed += len(records)
+        for record in records:
+            log.info(
+                "execution finished",
+                execution_id=record.id,
+                workflow_id=record.workflowId,
+                version=record.version,
+                request_id=record.requestId,
+                status=record.status,
+                ms=round((record.finishedAt - record.receivedAt).total_seconds() * 1000, 1),
+            )
+
+    async def _plan(self, run: RunRequest) -> Plan | None:
+        cache_key = (run.workflow_id, run.version)
+        plan = self._plans.get(cache_key)
+        if plan is not None:
+            self._plans.move_to_end(cache_key)
+            return plan
+        workflow = await self._storage.get_workflow_version(run.workflow_id, run.version)
+        if workflow is None:
+            return None
+        plan = self._plans[cache_key] = compile_plan(workflow)
+        if len(self._plans) > self._plan_cache_size:
+            self._plans.popitem(last=False)
+        return plan
+
+    async def _run(self, run: RunRequest) -> ExecutionRecord:
+        structlog.contextvars.bind_contextvars(
+            execution_id=run.execution_id, workflow_id=run.workflow_id, request_id=run.request_id
+        )
+        started = now()
+        plan = await self._plan(run)
+        if plan is None:
+            log.error("workflow version not found", version=run.version)
+            return ExecutionRecord(
+                id=run.execution_id,
+                workflowId=run.workflow_id,
+                version=run.version,
+                status="failed",
+                receivedAt=run.received_at,
+                startedAt=started,
+                finishedAt=now(),
+                requestId=run.request_id,
+                context=run.context,
+                error=f"workflow {run.workflow_id} version {run.version} not found",
+            )
+        return await execute(plan, run, started)

@@ -1,0 +1,82 @@
+"""The gateway's app factory."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import suppress
+
+import structlog
+from aiohttp import web
+
+from hookflow.gateway.submitter import RunSubmitter
+from hookflow.gateway.triggers import TriggerCache
+from hookflow.gateway.webhook import WebhookHandler
+from hookflow.shared.messaging import Broker
+from hookflow.shared.service import (
+    BROKER,
+    STORAGE,
+    error_middleware,
+    json_response,
+    use_broker,
+    use_storage,
+)
+from hookflow.shared.settings import GatewaySettings
+from hookflow.shared.storage import Storage
+
+TRIGGERS = web.AppKey("triggers", TriggerCache)
+SUBMITTER = web.AppKey("submitter", RunSubmitter)
+WEBHOOK = web.AppKey("webhook", WebhookHandler)
+
+WEBHOOK_PATH = "/api/webhook:trigger/{key}"
+
+log = structlog.get_logger("hookflow.gateway")
+
+
+def create_app(
+    settings: GatewaySettings, *, storage: Storage | None = None, broker: Broker | None = None
+) -> web.Application:
+    # The body is read by the handler against each trigger's own limit.
+    app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024 * 1024)
+    use_storage(app, settings, storage)
+    use_broker(app, settings, broker, publish_timeout=settings.publish_timeout)
+
+    async def triggers(app: web.Application) -> AsyncIterator[None]:
+        cache = app[TRIGGERS] = TriggerCache(app[STORAGE])
+        await cache.load()
+        subscription = await app[BROKER].subscribe_events(cache.apply, on_resync=cache.load)
+        refresher = asyncio.create_task(cache.refresh_forever(settings.refresh_interval))
+        log.info("gateway ready", triggers=len(cache))
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            with suppress(asyncio.CancelledError):
+                await refresher
+            await subscription.stop(0)
+
+    async def submitter(app: web.Application) -> AsyncIterator[None]:
+        submitter = app[SUBMITTER] = RunSubmitter(app[BROKER], max_batch=settings.max_batch)
+        app[WEBHOOK] = WebhookHandler(
+            app[TRIGGERS], submitter, max_body_bytes=settings.max_body_bytes
+        )
+        yield
+        await submitter.close()
+
+    app.cleanup_ctx.extend([triggers, submitter])
+    app.router.add_route("*", WEBHOOK_PATH, webhook)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def webhook(request: web.Request) -> web.StreamResponse:
+    return await request.app[WEBHOOK](request)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    app = request.app
+    broker_ok = app[BROKER].is_connected
+    cache = app[TRIGGERS]
+    ok = broker_ok and cache.loaded
+    return json_response(
+        {"status": "ok" if ok else "unavailable", "broker": broker_ok, "triggers": len(cache)},
+        status=200 if ok else 503,
+    )

@@ -1,0 +1,151 @@
+"""`POST /api/webhook:trigger/{key}`: check, parse, queue, answer.
+
+The checks run in the order of DESIGN.md's status table: method (405), key (404), Basic auth
+(401), size (413), content type (415), parse (400); then the run is queued (503 when the broker
+does not confirm) and the trigger's configured response is given.
+"""
+
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+
+from hookflow.gateway.submitter import RunSubmitter
+from hookflow.gateway.triggers import Trigger, TriggerCache
+from hookflow.shared.errors import (
+    BadRequest,
+    BrokerUnavailable,
+    HookflowError,
+    NotFound,
+    Unauthorized,
+)
+from hookflow.shared.ids import new_id
+from hookflow.shared.models import RunRequest, TriggerContext, now
+from hookflow.shared.querystring import parse_query
+
+log = structlog.get_logger("hookflow.gateway")
+
+EXECUTION_HEADER = "X-Hookflow-Execution-Id"
+
+
+class MethodNotAllowed(HookflowError):
+    status = 405
+    headers = {"Allow": "POST"}
+
+
+class PayloadTooLarge(HookflowError):
+    status = 413
+
+
+class UnsupportedMediaType(HookflowError):
+    status = 415
+
+
+class Unauthenticated(Unauthorized):
+    headers = {"WWW-Authenticate": 'Basic realm="hookflow", charset="UTF-8"'}
+
+
+class RetryLater(BrokerUnavailable):
+    headers = {"Retry-After": "1"}
+
+
+class WebhookHandler:
+    def __init__(
+        self, cache: TriggerCache, submitter: RunSubmitter, *, max_body_bytes: int
+    ) -> None:
+        self._cache = cache
+        self._submitter = submitter
+        self._max_body_bytes = max_body_bytes
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        if request.method != "POST":
+            raise MethodNotAllowed(f"{request.method} is not allowed: webhooks take POST")
+        trigger = self._cache.get(request.match_info["key"])
+        if trigger is None:
+            raise NotFound("no enabled webhook trigger has this key")
+        if not trigger.authorized(request.headers.get("Authorization")):
+            raise Unauthenticated("missing or wrong credentials (HTTP Basic)")
+        raw = await self._read_body(request, trigger.max_body_bytes or self._max_body_bytes)
+        body = _parse_body(request, raw)
+        run = RunRequest(
+            execution_id=new_id(),
+            workflow_id=trigger.workflow_id,
+            version=trigger.version,
+            received_at=now(),
+            request_id=_request_id(request),
+            context=TriggerContext(
+                headers={
+                    name: request.headers[name]
+                    for name in trigger.headers
+                    if name in request.headers
+                },
+                query=parse_query(request.query_string),
+                body=body,
+            ),
+        )
+        try:
+            await self._submitter.submit(run)
+        except BrokerUnavailable as error:
+            log.warning("webhook refused: broker unavailable", key_prefix=trigger.key[:6])
+            raise RetryLater(
+                "the run could not be queued; nothing was accepted, retry later"
+            ) from error
+        return _async_answer(trigger, run)
+
+    @staticmethod
+    async def _read_body(request: web.Request, limit: int) -> bytes:
+        length = request.content_length
+        if length is not None and length > limit:
+            raise PayloadTooLarge(f"body of {length} bytes is over this trigger's limit of {limit}")
+        chunks = []
+        size = 0
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body is over this trigger's limit of {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
+
+
+def _parse_body(request: web.Request, raw: bytes) -> Any:
+    if not raw.strip():
+        return {}
+    content_type = request.content_type
+    if not _is_json(content_type):
+        raise UnsupportedMediaType(
+            f"content type {content_type!r} is not accepted: send application/json"
+        )
+    charset = (request.charset or "utf-8").lower()
+    try:
+        text = raw if charset in ("utf-8", "utf8") else raw.decode(charset).encode()
+        return orjson.loads(text)
+    except LookupError as error:
+        raise UnsupportedMediaType(f"unknown charset {charset!r}") from error
+    except (orjson.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BadRequest(f"body is not valid JSON: {error}") from error
+
+
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get("X-Request-Id", "")
+    if 0 < len(given) <= 128 and given.isprintable():
+        return given
+    return new_id()
+
+
+def _async_answer(trigger: Trigger, run: RunRequest) -> web.Response:
+    response = web.Response(
+        status=trigger.status,
+        body=trigger.response_body,
+        content_type=trigger.response_content_type,
+    )
+    for name, value in trigger.response_headers:
+        response.headers[name] = value
+    response.headers[EXECUTION_HEADER] = run.execution_id
+    return response

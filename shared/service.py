@@ -1,0 +1,132 @@
+"""What each service's app factory shares: typed app keys, the storage and broker resources
+as cleanup contexts, the error-to-HTTP middleware, and serving several apps until a signal."""
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import suppress
+
+import orjson
+import structlog
+from aiohttp import web
+
+from hookflow.shared.errors import HookflowError
+from hookflow.shared.messaging import Broker, Topology, open_broker
+from hookflow.shared.settings import CommonSettings
+from hookflow.shared.storage import Storage, open_storage
+
+STORAGE = web.AppKey("storage", Storage)
+BROKER = web.AppKey("broker", Broker)
+
+log = structlog.get_logger("hookflow")
+
+
+def json_response(
+    body: object, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body), status=status, headers=headers, content_type="application/json"
+    )
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """The one place where domain errors become HTTP answers."""
+    try:
+        return await handler(request)
+    except HookflowError as error:
+        return json_response(error.body(), status=error.status, headers=error.headers)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        headers = {k: v for k, v in error.headers.items() if k.lower() != "content-type"}
+        return json_response({"error": error.reason}, status=error.status, headers=headers)
+    except Exception:
+        log.exception("unhandled error", path=request.path, method=request.method)
+        return json_response({"error": "internal error; see the service's log"}, status=500)
+
+
+def use_storage(
+    app: web.Application, settings: CommonSettings, storage: Storage | None = None
+) -> None:
+    """Put a Storage on the app: the given one (owned by the caller), or one opened and closed
+    with the app."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        if storage is not None:
+            app[STORAGE] = storage
+            yield
+            return
+        url = settings.mongodb_url.get_secret_value() if settings.mongodb_url else None
+        owned = open_storage(url, database=settings.mongodb_database, data_dir=settings.data_dir)
+        await owned.open()
+        app[STORAGE] = owned
+        try:
+            yield
+        finally:
+            await owned.close()
+
+    app.cleanup_ctx.append(context)
+
+
+def use_broker(
+    app: web.Application,
+    settings: CommonSettings,
+    broker: Broker | None = None,
+    *,
+    publish_timeout: float = 5.0,
+) -> None:
+    """Put a Broker on the app: the given one, or a RabbitMQ connection owned by the app."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        if broker is not None:
+            app[BROKER] = broker
+            yield
+            return
+        if settings.broker_url is None:
+            raise SystemExit(
+                "HOOKFLOW_BROKER_URL is not set: a service on its own needs RabbitMQ "
+                "(amqp://user:password@host:5672/); `hookflow run` works without it."
+            )
+        owned = open_broker(
+            settings.broker_url.get_secret_value(),
+            Topology(settings.namespace),
+            publish_timeout=publish_timeout,
+        )
+        await owned.connect()
+        app[BROKER] = owned
+        try:
+            yield
+        finally:
+            await owned.close()
+
+    app.cleanup_ctx.append(context)
+
+
+async def serve(
+    apps: Sequence[tuple[web.Application, str, int]], *, ready: Callable[[], None] | None = None
+) -> None:
+    """Serve each (app, host, port) until SIGINT or SIGTERM, then shut them down in reverse."""
+    runners: list[web.AppRunner] = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        for app, host, port in apps:
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            runners.append(runner)
+            await web.TCPSite(runner, host, port, reuse_address=True).start()
+        if ready is not None:
+            ready()
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        for runner in reversed(runners):
+            with suppress(Exception):
+                await runner.cleanup()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)

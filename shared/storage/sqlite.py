@@ -1,0 +1,216 @@
+"""The SQLite adapter: the embedded default. One file, WAL mode, safe for several processes
+on one machine. Calls run on one dedicated thread that owns the connection."""
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from hookflow.shared.errors import Conflict, NotFound
+from hookflow.shared.models import ExecutionRecord, StoredWorkflow
+from hookflow.shared.storage.base import Page, Storage
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS workflows (
+    id TEXT PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS workflow_versions (
+    workflow_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (workflow_id, version)
+);
+CREATE TABLE IF NOT EXISTS executions (
+    id TEXT PRIMARY KEY,
+    workflow_id TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS executions_by_workflow ON executions (workflow_id, id);
+"""
+
+_INSERT_VERSION = "INSERT INTO workflow_versions (workflow_id, version, doc) VALUES (?, ?, ?)"
+
+
+class SqliteStorage(Storage):
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hookflow-sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    async def _call[T](self, function: Callable[[sqlite3.Connection], T]) -> T:
+        db = self._db
+        assert db is not None, "open() first"
+        return await asyncio.get_running_loop().run_in_executor(self._thread, function, db)
+
+    async def open(self) -> None:
+        def connect() -> sqlite3.Connection:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA busy_timeout = 10000")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.executescript(_SCHEMA)
+            return db
+
+        self._db = await asyncio.get_running_loop().run_in_executor(self._thread, connect)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._call(lambda db: db.close())
+            self._db = None
+        self._thread.shutdown(wait=True)
+
+    async def ping(self) -> bool:
+        try:
+            return await self._call(lambda db: db.execute("SELECT 1").fetchone() == (1,))
+        except sqlite3.Error:
+            return False
+
+    # --- workflows ---
+
+    async def insert_workflow(self, workflow: StoredWorkflow) -> None:
+        doc = workflow.model_dump_json()
+
+        def insert(db: sqlite3.Connection) -> None:
+            try:
+                with _transaction(db):
+                    db.execute(
+                        "INSERT INTO workflows (id, key, version, doc) VALUES (?, ?, ?, ?)",
+                        (workflow.id, workflow.key, workflow.version, doc),
+                    )
+                    db.execute(_INSERT_VERSION, (workflow.id, workflow.version, doc))
+            except sqlite3.IntegrityError as error:
+                raise Conflict("a workflow with this id or trigger key exists") from error
+
+        await self._call(insert)
+
+    async def replace_workflow(self, workflow: StoredWorkflow) -> None:
+        doc = workflow.model_dump_json()
+
+        def replace(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                row = db.execute(
+                    "SELECT version FROM workflows WHERE id = ?", (workflow.id,)
+                ).fetchone()
+                if row is None:
+                    raise NotFound(f"workflow {workflow.id} not found")
+                if row[0] != workflow.version - 1:
+                    raise Conflict(
+                        f"workflow {workflow.id} changed meanwhile (now version {row[0]})"
+                    )
+                db.execute(
+                    "UPDATE workflows SET key = ?, version = ?, doc = ? WHERE id = ?",
+                    (workflow.key, workflow.version, doc, workflow.id),
+                )
+                db.execute(_INSERT_VERSION, (workflow.id, workflow.version, doc))
+
+        await self._call(replace)
+
+    async def delete_workflow(self, workflow_id: str) -> StoredWorkflow | None:
+        def delete(db: sqlite3.Connection) -> str | None:
+            with _transaction(db):
+                row = db.execute(
+                    "SELECT doc FROM workflows WHERE id = ?", (workflow_id,)
+                ).fetchone()
+                db.execute("DELETE FROM workflows WHERE id = ?", (workflow_id,))
+            return row[0] if row else None
+
+        doc = await self._call(delete)
+        return StoredWorkflow.model_validate_json(doc) if doc else None
+
+    async def _one_workflow(self, sql: str, *args: object) -> StoredWorkflow | None:
+        row = await self._call(lambda db: db.execute(sql, args).fetchone())
+        return StoredWorkflow.model_validate_json(row[0]) if row else None
+
+    async def get_workflow(self, workflow_id: str) -> StoredWorkflow | None:
+        return await self._one_workflow("SELECT doc FROM workflows WHERE id = ?", workflow_id)
+
+    async def get_workflow_by_key(self, key: str) -> StoredWorkflow | None:
+        return await self._one_workflow("SELECT doc FROM workflows WHERE key = ?", key)
+
+    async def get_workflow_version(self, workflow_id: str, version: int) -> StoredWorkflow | None:
+        return await self._one_workflow(
+            "SELECT doc FROM workflow_versions WHERE workflow_id = ? AND version = ?",
+            workflow_id,
+            version,
+        )
+
+    async def list_workflows(
+        self, *, limit: int, cursor: str | None = None
+    ) -> Page[StoredWorkflow]:
+        rows = await self._call(
+            lambda db: db.execute(
+                "SELECT id, doc FROM workflows WHERE id < ? ORDER BY id DESC LIMIT ?",
+                (cursor or "~", limit + 1),
+            ).fetchall()
+        )
+        return _page(rows, limit, StoredWorkflow.model_validate_json)
+
+    # --- executions ---
+
+    async def save_executions(self, records: Sequence[ExecutionRecord]) -> None:
+        rows = [(r.id, r.workflowId, r.model_dump_json()) for r in records]
+
+        def save(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.executemany(
+                    "INSERT OR REPLACE INTO executions (id, workflow_id, doc) VALUES (?, ?, ?)",
+                    rows,
+                )
+
+        await self._call(save)
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        row = await self._call(
+            lambda db: db.execute(
+                "SELECT doc FROM executions WHERE id = ?", (execution_id,)
+            ).fetchone()
+        )
+        return ExecutionRecord.model_validate_json(row[0]) if row else None
+
+    async def existing_executions(self, execution_ids: Sequence[str]) -> set[str]:
+        ids = list(execution_ids)
+        marks = ",".join("?" * len(ids))
+        rows = await self._call(
+            lambda db: db.execute(
+                f"SELECT id FROM executions WHERE id IN ({marks})",  # noqa: S608 (only ?s)
+                ids,
+            ).fetchall()
+        )
+        return {row[0] for row in rows}
+
+    async def list_executions(
+        self, workflow_id: str, *, limit: int, cursor: str | None = None
+    ) -> Page[ExecutionRecord]:
+        rows = await self._call(
+            lambda db: db.execute(
+                "SELECT id, doc FROM executions WHERE workflow_id = ? AND id < ?"
+                " ORDER BY id DESC LIMIT ?",
+                (workflow_id, cursor or "~", limit + 1),
+            ).fetchall()
+        )
+        return _page(rows, limit, ExecutionRecord.model_validate_json)
+
+
+class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): a writer takes the lock up front, so two
+    processes never deadlock upgrading read locks."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        self._db.execute("ROLLBACK" if kind else "COMMIT")
+
+
+def _page[T](rows: list[tuple[str, str]], limit: int, parse: Callable[[str], T]) -> Page[T]:
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page([parse(doc) for _, doc in rows], rows[-1][0] if more else None)
