@@ -20,6 +20,8 @@ class CommonSettings(BaseSettings):
     data_dir: Path = Path("data")
     namespace: str = "hookflow"
     """Prefix of every queue and exchange name, so several installations can share a broker."""
+    retry_backoff: float = 0.5
+    """Seconds before a failed delivery is handed back to the queue, doubling each time."""
     bind: str = "127.0.0.1"
     """The address the HTTP servers listen on (0.0.0.0 in containers)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -25,7 +25,8 @@ log = structlog.get_logger("hookflow.bus")
 
 
 class MemoryBroker(Broker):
-    def __init__(self) -> None:
+    def __init__(self, *, retry_backoff: float = 0.5) -> None:
+        self.retry_backoff = retry_backoff
         self._runs: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue()
         self.dead: list[bytes] = []
         self._event_handlers: list[EventHandler] = []
@@ -103,7 +104,7 @@ class _MemoryConsumer(Consumer):
                 raise
             except Exception:
                 log.exception("run message failed; handing it back")
-                await asyncio.sleep(min(0.1 * 2**deliveries, 2.0))
+                await asyncio.sleep(min(self._bus.retry_backoff * 2 ** (deliveries - 1), 30.0))
                 self._bus._hand_back(body, deliveries)
             finally:
                 self._busy -= 1

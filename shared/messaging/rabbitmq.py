@@ -13,7 +13,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
-from aiormq.spec import Basic
+from pamqp.commands import Basic
 from pydantic import ValidationError
 
 from hookflow.shared.errors import BrokerUnavailable
@@ -30,17 +30,25 @@ from hookflow.shared.models import ConfigEvent, RunBatch, RunRequest
 log = structlog.get_logger("hookflow.broker")
 
 
-def _retry_delay(message: AbstractIncomingMessage) -> float:
+def _retry_delay(message: AbstractIncomingMessage, backoff: float) -> float:
     """Back off before handing a failed message back: a storage outage should not burn
     through the delivery limit in a few milliseconds."""
     count = message.headers.get("x-delivery-count", 0)
     attempt = count if isinstance(count, int) else 0
-    return float(min(0.5 * 2**attempt, 10.0))
+    return float(min(backoff * 2**attempt, 30.0))
 
 
 class RabbitBroker(Broker):
-    def __init__(self, url: str, topology: Topology, *, publish_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        topology: Topology,
+        *,
+        publish_timeout: float = 5.0,
+        retry_backoff: float = 0.5,
+    ) -> None:
         self._url = url
+        self._retry_backoff = retry_backoff
         self._topology = topology
         self._publish_timeout = publish_timeout
         self._connection: AbstractRobustConnection | None = None
@@ -127,7 +135,7 @@ class RabbitBroker(Broker):
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
         queue = await self._declare_runs_queue(channel)
-        consumer = _RunConsumer(channel, queue, handler)
+        consumer = _RunConsumer(channel, queue, handler, self._retry_backoff)
         await consumer.start()
         return consumer
 
@@ -191,7 +199,10 @@ class _RunConsumer(Consumer):
     """Acks a delivery only after its handler returned (so after the records are written);
     a failing handler hands the delivery back; a malformed message is dead-lettered."""
 
-    def __init__(self, channel: AbstractChannel, queue: AbstractQueue, handler: RunHandler) -> None:
+    def __init__(
+        self, channel: AbstractChannel, queue: AbstractQueue, handler: RunHandler, backoff: float
+    ) -> None:
+        self._backoff = backoff
         self._channel = channel
         self._queue = queue
         self._handler = handler
@@ -229,7 +240,7 @@ class _RunConsumer(Consumer):
                 await message.nack(requeue=True)
             raise
         except Exception:
-            delay = _retry_delay(message)
+            delay = _retry_delay(message, self._backoff)
             log.exception("run message failed; handing it back", retry_in=delay)
             await asyncio.sleep(delay)
             await message.nack(requeue=True)

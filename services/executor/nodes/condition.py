@@ -88,13 +88,22 @@ type Calculator = Literal[
 ]  # fmt: skip
 
 
-class Comparison(BaseModel):
+class Calculation(BaseModel):
+    """One item of a group: a comparison (`calculator` and `operands`) or a nested `group`."""
+
     model_config = ConfigDict(extra="forbid")
-    calculator: Calculator
-    operands: list[Any] = Field(min_length=1, max_length=2)
+    calculator: Calculator | None = None
+    operands: list[Any] = []
+    group: "Group | None" = None
 
     @model_validator(mode="after")
-    def _arity(self) -> "Comparison":
+    def _one_form(self) -> "Calculation":
+        if self.group is not None:
+            if self.calculator is not None or self.operands:
+                raise ValueError("an item is a comparison or a group, not both")
+            return self
+        if self.calculator is None:
+            raise ValueError("an item needs a calculator (equal, gt, includes...) or a group")
         wanted = 1 if self.calculator in UNARY else 2
         if len(self.operands) != wanted:
             raise ValueError(f"{self.calculator} takes {wanted} operand(s)")
@@ -104,22 +113,20 @@ class Comparison(BaseModel):
 class Group(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["and", "or"] = "and"
-    calculations: list["Comparison | GroupItem"] = []
-
-
-class GroupItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    group: Group
+    calculations: list[Calculation] = []
 
 
 class ConditionConfig(NodeConfig):
     engine: Literal["basic"] = "basic"
     rejectOnFalse: bool = False
-    calculation: GroupItem
+    calculation: Calculation = Field(
+        description="{'group': {'type': 'and', 'calculations': [...]}}"
+    )
 
 
-def evaluate(item: Comparison | GroupItem, state: RunState) -> bool:
-    if isinstance(item, Comparison):
+def evaluate(item: Calculation, state: RunState) -> bool:
+    if item.group is None:
+        assert item.calculator is not None
         operands = [state.render(operand) for operand in item.operands]
         return CALCULATORS[item.calculator](*operands)
     results = (evaluate(child, state) for child in item.group.calculations)

@@ -1,0 +1,156 @@
+"""Where the tests find their services, in DESIGN.md's order: a URL in the environment; a
+container when a Docker engine is reachable; for MongoDB, mongoeco's wire server, started as
+`hookflow mongo` in its own process. A test that needs RabbitMQ and finds none is skipped,
+unless HOOKFLOW_REQUIRE_BROKER=1 or CI=true, where it fails."""
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import os
+import re
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import aio_pika
+import pytest
+from pymongo import AsyncMongoClient
+
+from hookflow.shared.messaging import Topology
+
+DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or default_port), 2
+        ):
+            return True
+    except OSError:
+        return False
+
+
+@functools.cache
+def _docker_engine() -> bool:
+    """A Docker engine answers on DOCKER_HOST or the default socket."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2)
+            try:
+                sock.connect(host.removeprefix("unix://"))
+                sock.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+                return b"OK" in sock.recv(1024)
+            except OSError:
+                return False
+    return _reachable(host.replace("tcp://", "http://"), 2375)
+
+
+def broker_required() -> bool:
+    return os.environ.get("HOOKFLOW_REQUIRE_BROKER") == "1" or os.environ.get("CI") == "true"
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    url = os.environ.get("HOOKFLOW_TEST_BROKER_URL", DEFAULT_BROKER_URL)
+    if _reachable(url, 5672):
+        yield url
+        return
+    if _docker_engine():
+        from testcontainers.rabbitmq import RabbitMqContainer
+
+        with RabbitMqContainer("rabbitmq:3.13") as container:
+            host, port = container.get_container_host_ip(), container.get_exposed_port(5672)
+            yield f"amqp://guest:guest@{host}:{port}/"
+        return
+    message = f"no RabbitMQ at {url} and no Docker engine for a container"
+    if broker_required():
+        pytest.fail(message + " (the broker is required here: start RabbitMQ)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("HOOKFLOW_TEST_MONGODB_URL")
+    if url:
+        yield url
+        return
+    if _docker_engine():
+        from testcontainers.mongodb import MongoDbContainer
+
+        with MongoDbContainer("mongo:8") as container:
+            yield container.get_connection_url()
+        return
+    # mongoeco's MongoDB-compatible wire server, in its own process, on a free port.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hookflow.cli", "mongo", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = re.search(r"(mongodb://\S+)", line)
+    if match is None:
+        process.kill()
+        pytest.fail(f"`hookflow mongo` did not start: {line!r}")
+    try:
+        yield match.group(1)
+    finally:
+        process.terminate()
+        process.wait(10)
+        process.stdout.close()
+
+
+@pytest.fixture
+def namespace() -> str:
+    """Queue and exchange names of one test, apart from every other test's."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def rabbitmq(rabbitmq_url: str, namespace: str) -> Iterator[str]:
+    """The broker URL; the test's queues and exchanges are deleted afterwards."""
+    yield rabbitmq_url
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, _delete_topology(rabbitmq_url, Topology(namespace))).result()
+
+
+async def _delete_topology(url: str, topology: Topology) -> None:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        for queue in (topology.runs_queue, topology.dead_queue):
+            channel = await connection.channel()
+            with contextlib.suppress(Exception):  # never declared, or already gone
+                await channel.queue_delete(queue)
+        for exchange in (topology.runs_exchange, topology.dead_exchange, topology.events_exchange):
+            channel = await connection.channel()
+            with contextlib.suppress(Exception):
+                await channel.exchange_delete(exchange)
+
+
+@pytest.fixture
+async def mongodb(mongodb_url: str) -> AsyncIterator[tuple[str, str]]:
+    """(URL, database name) of a database for this test alone, dropped afterwards."""
+    database = f"test_{uuid.uuid4().hex[:12]}"
+    yield mongodb_url, database
+    await drop_database(mongodb_url, database)
+
+
+async def drop_database(url: str, database: str) -> None:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(url)
+    try:
+        await client.drop_database(database)
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"

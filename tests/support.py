@@ -1,0 +1,175 @@
+"""Test helpers: documents, and the services started over real sockets."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from pydantic import SecretStr
+
+from hookflow.config_api.app import create_app as config_api_app
+from hookflow.executor.app import create_app as executor_app
+from hookflow.gateway.app import create_app as gateway_app
+from hookflow.shared.settings import RunSettings
+
+TOKEN = "test-admin-token"
+
+
+def payment_workflow(**changes: Any) -> dict[str, Any]:
+    """The seed's payment callback, in async mode: a condition on the body's status."""
+    workflow: dict[str, Any] = {
+        "title": "Payment callback",
+        "trigger": {
+            "request": {
+                "headers": [{"key": "X-Request-Id", "alias": "Request ID"}],
+                "query": [{"key": "order"}],
+                "body": [{"key": "status"}, {"key": "order.id", "alias": "Order ID"}],
+            }
+        },
+        "nodes": [
+            {
+                "key": "paid",
+                "type": "condition",
+                "config": {
+                    "calculation": {
+                        "group": {
+                            "type": "and",
+                            "calculations": [
+                                {
+                                    "calculator": "equal",
+                                    "operands": ["{{$context.body.status}}", "paid"],
+                                }
+                            ],
+                        }
+                    }
+                },
+                "branches": {
+                    "false": [{"key": "unpaid", "type": "end", "config": {"endStatus": "failed"}}]
+                },
+            }
+        ],
+    }
+    workflow.update(changes)
+    return workflow
+
+
+async def wait_for[T](probe: Callable[[], Awaitable[T | None]], timeout: float = 5.0) -> T:
+    """Poll until `probe` gives something other than None/False."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class System:
+    """The three services, each its own app with its own connections, on real sockets."""
+
+    gateway_url: str
+    config_url: str
+    executor_url: str
+    session: aiohttp.ClientSession
+    runners: dict[str, web.AppRunner]
+
+    async def api(self, method: str, path: str, json: Any = None, **kwargs: Any) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {TOKEN}", **kwargs.pop("headers", {})}
+        async with self.session.request(
+            method, self.config_url + path, json=json, headers=headers, **kwargs
+        ) as r:
+            body = await r.json() if r.content_type == "application/json" else await r.text()
+            return r.status, body
+
+    async def triggers(self) -> int:
+        async with self.session.get(self.gateway_url + "/healthz") as response:
+            return int((await response.json())["triggers"])
+
+    async def create(self, document: dict[str, Any]) -> dict[str, Any]:
+        """Create a workflow and wait until the gateway has heard of it (the change event
+        takes a few milliseconds)."""
+        before = await self.triggers()
+        status, body = await self.api("POST", "/api/workflows", document)
+        assert status == 201, body
+        if body["enabled"]:
+            await wait_for(lambda: self._more_triggers_than(before), timeout=2)
+        return body
+
+    async def _more_triggers_than(self, count: int) -> bool:
+        return await self.triggers() > count
+
+    async def post(self, url: str, **kwargs: Any) -> tuple[aiohttp.ClientResponse, bytes]:
+        async with self.session.post(url, **kwargs) as response:
+            return response, await response.read()
+
+    async def execution(self, execution_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        async def probe() -> dict[str, Any] | None:
+            status, body = await self.api("GET", f"/api/executions/{execution_id}")
+            return body if status == 200 else None
+
+        return await wait_for(probe, timeout)
+
+    async def stop(self, name: str) -> None:
+        await self.runners.pop(name).cleanup()
+
+
+def settings_for(
+    *,
+    broker_url: str | None,
+    mongodb: tuple[str, str] | None,
+    data_dir: Path,
+    namespace: str,
+    **extra: Any,
+) -> RunSettings:
+    return RunSettings(
+        broker_url=SecretStr(broker_url) if broker_url else None,
+        mongodb_url=SecretStr(mongodb[0]) if mongodb else None,
+        mongodb_database=mongodb[1] if mongodb else "hookflow",
+        data_dir=data_dir,
+        namespace=namespace,
+        admin_token=SecretStr(TOKEN),
+        refresh_interval=3600,
+        **extra,
+    )
+
+
+async def _start(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+@asynccontextmanager
+async def running_system(settings: RunSettings) -> AsyncIterator[System]:
+    """Config API, executor and gateway as separate apps, each opening its own storage and
+    broker connection, as separate processes would."""
+    runners: dict[str, web.AppRunner] = {}
+    urls: dict[str, str] = {}
+    try:
+        for name, factory in (
+            ("config", config_api_app),
+            ("executor", executor_app),
+            ("gateway", gateway_app),
+        ):
+            runners[name], urls[name] = await _start(factory(settings))
+        async with aiohttp.ClientSession() as session:
+            yield System(urls["gateway"], urls["config"], urls["executor"], session, runners)
+    finally:
+        for runner in reversed(list(runners.values())):
+            await runner.cleanup()
+
+
+def webhook_url(system: System, workflow: dict[str, Any]) -> str:
+    """The workflow's webhook on this test's gateway (the config API hands out the URL on
+    HOOKFLOW_PUBLIC_URL, which a test's random ports cannot know in advance)."""
+    return f"{system.gateway_url}/api/webhook:trigger/{workflow['trigger']['key']}"

@@ -1,0 +1,160 @@
+"""One messaging contract, two adapters: the in-process bus and a real RabbitMQ."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import aio_pika
+import pytest
+
+from hookflow.shared.errors import BrokerUnavailable
+from hookflow.shared.messaging import Broker, Topology, open_broker
+from hookflow.shared.messaging.memory import MemoryBroker
+from hookflow.shared.messaging.topology import DELIVERY_LIMIT
+from hookflow.shared.models import ConfigEvent, RunBatch, RunRequest, TriggerContext
+
+
+@pytest.fixture(params=["memory", "rabbitmq"])
+async def broker(request: pytest.FixtureRequest, namespace: str) -> AsyncIterator[Broker]:
+    url = request.getfixturevalue("rabbitmq") if request.param == "rabbitmq" else None
+    bus = open_broker(url, Topology(namespace), publish_timeout=5, retry_backoff=0.01)
+    await bus.connect()
+    try:
+        yield bus
+    finally:
+        await bus.close()
+
+
+def run(number: int) -> RunRequest:
+    return RunRequest(
+        execution_id=f"e{number}",
+        workflow_id="w",
+        version=1,
+        received_at=datetime.now(UTC),
+        request_id=f"r{number}",
+        context=TriggerContext(body={"n": number}),
+    )
+
+
+async def test_published_runs_reach_one_consumer_intact(broker: Broker) -> None:
+    got: asyncio.Queue[RunBatch] = asyncio.Queue()
+
+    async def handle(batch: RunBatch) -> None:
+        await got.put(batch)
+
+    consumer = await broker.consume_runs(handle, prefetch=4)
+    await broker.publish_runs([run(1), run(2)])
+    await broker.publish_runs([run(3)])
+    first = await asyncio.wait_for(got.get(), 5)
+    second = await asyncio.wait_for(got.get(), 5)
+    ids = sorted(r.execution_id for batch in (first, second) for r in batch.runs)
+    assert ids == ["e1", "e2", "e3"]
+    assert {r.context.body["n"] for r in first.runs} | {
+        r.context.body["n"] for r in second.runs
+    } == {1, 2, 3}
+    await consumer.stop(1)
+
+
+async def test_competing_consumers_share_the_runs(broker: Broker) -> None:
+    seen: dict[str, list[str]] = {"a": [], "b": []}
+    done = asyncio.Event()
+
+    def handler(name: str):  # type: ignore[no-untyped-def]
+        async def handle(batch: RunBatch) -> None:
+            seen[name].extend(r.execution_id for r in batch.runs)
+            await asyncio.sleep(0.01)
+            if len(seen["a"]) + len(seen["b"]) == 20:
+                done.set()
+
+        return handle
+
+    consumers = [await broker.consume_runs(handler(n), prefetch=1) for n in ("a", "b")]
+    for number in range(20):
+        await broker.publish_runs([run(number)])
+    await asyncio.wait_for(done.wait(), 10)
+    assert sorted(seen["a"] + seen["b"]) == sorted(f"e{n}" for n in range(20))
+    assert seen["a"] and seen["b"], "both consumers should have taken work"
+    for consumer in consumers:
+        await consumer.stop(1)
+
+
+async def test_a_failed_delivery_comes_back_and_then_is_dead_lettered(
+    broker: Broker, namespace: str, request: pytest.FixtureRequest
+) -> None:
+    attempts = 0
+
+    async def always_fails(batch: RunBatch) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise RuntimeError("storage is down")
+
+    consumer = await broker.consume_runs(always_fails, prefetch=1)
+    await broker.publish_runs([run(1)])
+
+    async def dead_letters() -> list[bytes]:
+        if isinstance(broker, MemoryBroker):
+            return broker.dead
+        connection = await aio_pika.connect(request.getfixturevalue("rabbitmq"))
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.get_queue(Topology(namespace).dead_queue)
+            message = await queue.get(fail=False)
+            if message is None:
+                return []
+            await message.ack()
+            return [message.body]
+
+    deadline = asyncio.get_running_loop().time() + 40
+    dead: list[bytes] = []
+    while not dead and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.2)
+        dead = await dead_letters()
+    await consumer.stop(1)
+    assert attempts >= DELIVERY_LIMIT
+    assert RunBatch.model_validate_json(dead[0]).runs[0].execution_id == "e1"
+
+
+async def test_every_subscriber_gets_every_event(broker: Broker) -> None:
+    got: dict[str, list[ConfigEvent]] = {"g1": [], "g2": []}
+
+    def handler(name: str):  # type: ignore[no-untyped-def]
+        async def handle(event: ConfigEvent) -> None:
+            got[name].append(event)
+
+        return handle
+
+    subscriptions = [await broker.subscribe_events(handler(name)) for name in got]
+    event = ConfigEvent(type="updated", workflow_id="w", key="k", version=2)
+    await broker.publish_event(event)
+
+    async def both() -> bool:
+        return all(got.values())
+
+    deadline = asyncio.get_running_loop().time() + 5
+    while not await both() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.02)
+    assert got == {"g1": [event], "g2": [event]}
+    for subscription in subscriptions:
+        await subscription.stop(0)
+
+
+async def test_stopping_a_consumer_finishes_what_it_holds(broker: Broker) -> None:
+    finished: list[str] = []
+    started = asyncio.Event()
+
+    async def slow(batch: RunBatch) -> None:
+        started.set()
+        await asyncio.sleep(0.5)
+        finished.extend(r.execution_id for r in batch.runs)
+
+    consumer = await broker.consume_runs(slow, prefetch=1)
+    await broker.publish_runs([run(1)])
+    await asyncio.wait_for(started.wait(), 5)
+    await consumer.stop(grace=5)
+    assert finished == ["e1"]
+
+
+async def test_publishing_with_no_broker_fails_loudly(broker: Broker) -> None:
+    await broker.close()
+    with pytest.raises(BrokerUnavailable):
+        await broker.publish_runs([run(1)])

@@ -1,0 +1,178 @@
+"""One contract, two adapters: SQLite (embedded) and MongoDB (over a real socket)."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from hookflow.shared.errors import Conflict, NotFound
+from hookflow.shared.ids import new_id, trigger_key
+from hookflow.shared.models import (
+    ExecutionRecord,
+    NodeResult,
+    StoredWorkflow,
+    TriggerContext,
+    WorkflowDocument,
+    now,
+)
+from hookflow.shared.storage import Storage, open_storage
+from tests.conftest import drop_database
+
+
+@pytest.fixture(params=["sqlite", "mongodb"])
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+    url = request.getfixturevalue("mongodb_url") if request.param == "mongodb" else None
+    database = f"test_{uuid.uuid4().hex[:12]}"
+    store = open_storage(url, database=database, data_dir=tmp_path)
+    await store.open()
+    try:
+        yield store
+    finally:
+        if url:
+            await drop_database(url, database)
+        await store.close()
+
+
+def workflow(title: str = "w", version: int = 1, **fields: object) -> StoredWorkflow:
+    moment = now()
+    document = WorkflowDocument.model_validate({"title": title, **fields})
+    document.trigger.key = trigger_key()
+    return StoredWorkflow(
+        id=new_id(), version=version, createdAt=moment, updatedAt=moment, document=document
+    )
+
+
+def next_version(current: StoredWorkflow, title: str) -> StoredWorkflow:
+    document = current.document.model_copy(update={"title": title})
+    return current.model_copy(
+        update={"version": current.version + 1, "document": document, "updatedAt": now()}
+    )
+
+
+def record(
+    workflow_id: str, status: str = "succeeded", execution_id: str | None = None
+) -> ExecutionRecord:
+    moment = now()
+    return ExecutionRecord(
+        id=execution_id or new_id(),
+        workflowId=workflow_id,
+        version=1,
+        status=status,  # type: ignore[arg-type]
+        receivedAt=moment,
+        startedAt=moment,
+        finishedAt=moment + timedelta(milliseconds=3),
+        requestId="r-1",
+        context=TriggerContext(
+            headers={"x-request-id": "r-1"}, query={"a": ["1"]}, body={"status": "paid", "n": 1.5}
+        ),
+        nodes=[
+            NodeResult(
+                key="paid",
+                type="condition",
+                status="succeeded",
+                result=True,
+                startedAt=moment,
+                finishedAt=moment,
+            )
+        ],
+    )
+
+
+async def test_a_workflow_round_trips_by_id_and_key(storage: Storage) -> None:
+    stored = workflow(
+        "Payment", sync=True, trigger={"basicAuth": {"username": "u", "password": "p"}}
+    )
+    await storage.insert_workflow(stored)
+    assert await storage.get_workflow(stored.id) == stored
+    assert await storage.get_workflow_by_key(stored.key) == stored
+    assert await storage.get_workflow_version(stored.id, 1) == stored
+    assert await storage.get_workflow("missing") is None
+    assert await storage.get_workflow_by_key("missing") is None
+
+
+async def test_trigger_keys_are_unique(storage: Storage) -> None:
+    first = workflow()
+    await storage.insert_workflow(first)
+    clash = workflow()
+    clash.document.trigger.key = first.key
+    with pytest.raises(Conflict):
+        await storage.insert_workflow(clash)
+    assert await storage.get_workflow(clash.id) is None
+
+
+async def test_each_version_is_kept_and_changes_are_compare_and_set(storage: Storage) -> None:
+    v1 = workflow("one")
+    await storage.insert_workflow(v1)
+    v2 = next_version(v1, "two")
+    await storage.replace_workflow(v2)
+    assert (await storage.get_workflow(v1.id)) == v2
+    assert (await storage.get_workflow_version(v1.id, 1)) == v1
+    assert (await storage.get_workflow_version(v1.id, 2)) == v2
+    with pytest.raises(Conflict):  # another change stored version 2 first
+        await storage.replace_workflow(next_version(v1, "stale"))
+    assert (await storage.get_workflow(v1.id)).document.title == "two"  # type: ignore[union-attr]
+    with pytest.raises(NotFound):
+        await storage.replace_workflow(next_version(workflow(), "ghost"))
+
+
+async def test_delete_frees_the_key_but_keeps_versions(storage: Storage) -> None:
+    stored = workflow()
+    await storage.insert_workflow(stored)
+    assert await storage.delete_workflow(stored.id) == stored
+    assert await storage.delete_workflow(stored.id) is None
+    assert await storage.get_workflow(stored.id) is None
+    assert await storage.get_workflow_by_key(stored.key) is None
+    assert await storage.get_workflow_version(stored.id, 1) == stored
+
+
+async def test_workflows_list_newest_first_in_pages(storage: Storage) -> None:
+    made = []
+    for index in range(5):
+        made.append(workflow(f"w{index}"))
+        await storage.insert_workflow(made[-1])
+        await asyncio.sleep(0.002)
+    first = await storage.list_workflows(limit=2)
+    assert [w.document.title for w in first.items] == ["w4", "w3"]
+    second = await storage.list_workflows(limit=2, cursor=first.next_cursor)
+    assert [w.document.title for w in second.items] == ["w2", "w1"]
+    last = await storage.list_workflows(limit=2, cursor=second.next_cursor)
+    assert [w.document.title for w in last.items] == ["w0"]
+    assert last.next_cursor is None
+
+
+async def test_executions_are_saved_once_per_id(storage: Storage) -> None:
+    first, second = record("wf"), record("wf")
+    await storage.save_executions([first, second])
+    assert await storage.get_execution(first.id) == first
+    assert await storage.existing_executions([first.id, "other", second.id]) == {
+        first.id,
+        second.id,
+    }
+    again = record("wf", status="failed", execution_id=first.id)
+    await storage.save_executions([again])
+    assert await storage.get_execution(first.id) == again
+    page = await storage.list_executions("wf", limit=10)
+    assert len(page.items) == 2
+    assert await storage.get_execution("missing") is None
+
+
+async def test_executions_list_newest_first_per_workflow(storage: Storage) -> None:
+    records = []
+    for _ in range(5):
+        records.append(record("wf"))
+        await asyncio.sleep(0.002)
+    await storage.save_executions(records)
+    await storage.save_executions([record("other")])
+    page = await storage.list_executions("wf", limit=3)
+    assert [r.id for r in page.items] == [r.id for r in reversed(records)][:3]
+    rest = await storage.list_executions("wf", limit=3, cursor=page.next_cursor)
+    assert [r.id for r in rest.items] == [records[1].id, records[0].id]
+    assert rest.next_cursor is None
+    assert (await storage.list_executions("nobody", limit=3)).items == []
+
+
+async def test_ping(storage: Storage) -> None:
+    assert await storage.ping()
