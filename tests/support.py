@@ -15,7 +15,9 @@ from pydantic import SecretStr
 from hookflow.config_api.app import create_app as config_api_app
 from hookflow.executor.app import create_app as executor_app
 from hookflow.gateway.app import create_app as gateway_app
+from hookflow.shared.messaging import Broker
 from hookflow.shared.settings import RunSettings
+from hookflow.shared.storage import Storage
 
 TOKEN = "test-admin-token"
 
@@ -150,9 +152,12 @@ async def _start(app: web.Application) -> tuple[web.AppRunner, str]:
 
 
 @asynccontextmanager
-async def running_system(settings: RunSettings) -> AsyncIterator[System]:
+async def running_system(
+    settings: RunSettings, *, storage: Storage | None = None, broker: Broker | None = None
+) -> AsyncIterator[System]:
     """Config API, executor and gateway as separate apps, each opening its own storage and
-    broker connection, as separate processes would."""
+    broker connection, as separate processes would (or sharing the given ones, as in
+    `hookflow run`)."""
     runners: dict[str, web.AppRunner] = {}
     urls: dict[str, str] = {}
     try:
@@ -161,7 +166,8 @@ async def running_system(settings: RunSettings) -> AsyncIterator[System]:
             ("executor", executor_app),
             ("gateway", gateway_app),
         ):
-            runners[name], urls[name] = await _start(factory(settings))
+            app = factory(settings, storage=storage, broker=broker)
+            runners[name], urls[name] = await _start(app)
         async with aiohttp.ClientSession() as session:
             yield System(urls["gateway"], urls["config"], urls["executor"], session, runners)
     finally:

@@ -1,0 +1,107 @@
+"""What integrators count on: an accepted webhook is recorded once even when the store fails
+for a while, and a flood of unknown keys never reaches the database."""
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hookflow.executor.worker import RunWorker
+from hookflow.shared.messaging import Topology, open_broker
+from hookflow.shared.models import ExecutionRecord, RunBatch
+from hookflow.shared.storage.sqlite import SqliteStorage
+from tests.support import payment_workflow, running_system, settings_for, wait_for, webhook_url
+from tests.test_engine import run_of, stored
+
+
+class FlakyStorage(SqliteStorage):
+    """Real SQLite whose first `failures` writes of executions fail, as a store in trouble."""
+
+    def __init__(self, path: Path, failures: int) -> None:
+        super().__init__(path)
+        self.failures = failures
+        self.reads: list[str] = []
+
+    async def save_executions(self, records: Sequence[ExecutionRecord]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("store unavailable")
+        await super().save_executions(records)
+
+    async def get_workflow_by_key(self, key: str) -> Any:
+        self.reads.append(key)
+        return await super().get_workflow_by_key(key)
+
+    async def list_workflows(self, *, limit: int, cursor: str | None = None) -> Any:
+        self.reads.append("list")
+        return await super().list_workflows(limit=limit, cursor=cursor)
+
+    async def get_workflow(self, workflow_id: str) -> Any:
+        self.reads.append(workflow_id)
+        return await super().get_workflow(workflow_id)
+
+
+async def test_a_run_is_acknowledged_only_once_recorded(
+    rabbitmq: str, namespace: str, tmp_path: Path
+) -> None:
+    storage = FlakyStorage(tmp_path / "db.sqlite3", failures=2)
+    await storage.open()
+    broker = open_broker(rabbitmq, Topology(namespace), retry_backoff=0.01)
+    await broker.connect()
+    try:
+        workflow = stored(payment_workflow())
+        await storage.insert_workflow(workflow)
+        worker = RunWorker(storage)
+        deliveries = 0
+
+        async def handle(batch: RunBatch) -> None:
+            nonlocal deliveries
+            deliveries += 1
+            await worker.handle(batch)
+
+        consumer = await broker.consume_runs(handle, prefetch=1)
+        run = run_of(workflow, {"status": "paid"})
+        await broker.publish_runs([run])
+
+        async def recorded() -> ExecutionRecord | None:
+            return await storage.get_execution(run.execution_id)
+
+        record = await wait_for(recorded, timeout=10)
+        await consumer.stop(1)
+        assert deliveries == 3  # two failed writes handed the message back; the third took
+        assert record.status == "succeeded"
+        assert len((await storage.list_executions(workflow.id, limit=10)).items) == 1
+    finally:
+        await broker.close()
+        await storage.close()
+
+
+@pytest.mark.parametrize("broker", ["memory", "rabbitmq"])
+async def test_unknown_keys_cost_no_database_read(
+    broker: str, request: pytest.FixtureRequest, namespace: str, tmp_path: Path
+) -> None:
+    url = request.getfixturevalue("rabbitmq") if broker == "rabbitmq" else None
+    storage = FlakyStorage(tmp_path / "db.sqlite3", failures=0)
+    await storage.open()
+    bus = open_broker(url, Topology(namespace))
+    await bus.connect()
+    settings = settings_for(broker_url=url, mongodb=None, data_dir=tmp_path, namespace=namespace)
+    try:
+        async with running_system(settings, storage=storage, broker=bus) as system:
+            workflow = await system.create(payment_workflow())
+            reads_before = len(storage.reads)
+            answers = await asyncio.gather(
+                *(
+                    system.post(f"{system.gateway_url}/api/webhook:trigger/unknown-{n}", json={})
+                    for n in range(300)
+                )
+            )
+            assert {response.status for response, _ in answers} == {404}
+            known, _ = await system.post(webhook_url(system, workflow), json={"status": "paid"})
+            assert known.status == 200
+            assert storage.reads[reads_before:] == []
+    finally:
+        await bus.close()
+        await storage.close()
