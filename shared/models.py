@@ -136,6 +136,15 @@ class RunBatch(BaseModel):
     runs: list[RunRequest]
 
 
+class RunReply(BaseModel):
+    """Sync mode: what the executor tells the waiting gateway once a run is recorded."""
+
+    execution_id: str
+    status: "ExecutionStatus"
+    response: "ResponseRecord | None" = None
+    """The response node's answer; None when the workflow had none."""
+
+
 class ConfigEvent(BaseModel):
     """A change to a workflow, for the gateways' trigger caches. Carries no secrets."""
 

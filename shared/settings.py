@@ -36,6 +36,8 @@ class GatewaySettings(CommonSettings):
     """Seconds to wait for the broker's confirm before answering 503."""
     max_batch: int = 256
     """Most webhook runs carried by one broker message."""
+    shutdown_grace_sync: float = 5.0
+    """Seconds a stopping gateway lets sync callers wait for their reply before a 504."""
     refresh_interval: float = 30.0
     """Seconds between full reloads of the trigger cache (events keep it fresh in between)."""
 

@@ -3,7 +3,7 @@
 from collections.abc import AsyncIterator
 
 import structlog
-from aiohttp import web
+from aiohttp import ClientSession, web
 
 from hookflow.executor.worker import RunWorker
 from hookflow.shared.messaging import Broker, Consumer
@@ -32,7 +32,8 @@ def create_app(
     use_broker(app, settings, broker)
 
     async def consume(app: web.Application) -> AsyncIterator[None]:
-        worker = app[WORKER] = RunWorker(app[STORAGE])
+        http = ClientSession(headers={"User-Agent": "hookflow"})
+        worker = app[WORKER] = RunWorker(app[STORAGE], broker=app[BROKER], http=http)
         consumer = app[CONSUMER] = await app[BROKER].consume_runs(
             worker.handle, prefetch=settings.prefetch
         )
@@ -44,6 +45,7 @@ def create_app(
                 "executor stopping; finishing the runs it holds", grace=settings.shutdown_grace
             )
             await consumer.stop(settings.shutdown_grace)
+            await http.close()
 
     app.cleanup_ctx.append(consume)
     app.router.add_get("/healthz", healthz)

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from aiohttp import ClientSession
 
 from hookflow.executor.nodes import NODE_TYPES, NodeType, RunState
 from hookflow.executor.nodes.base import NodeConfig
@@ -65,12 +66,19 @@ class _Run:
     error: str | None = None
 
 
-async def execute(plan: Plan, run: RunRequest, started: datetime | None = None) -> ExecutionRecord:
+async def execute(
+    plan: Plan,
+    run: RunRequest,
+    started: datetime | None = None,
+    *,
+    http: ClientSession | None = None,
+) -> ExecutionRecord:
     """Run one webhook through the plan and give back its execution record."""
     started = started or now()
     context = run.context.model_dump()
     state = RunState(
-        {"$context": context, "$jobsMapByNodeKey": {}, "$system": {"now": started.isoformat()}}
+        {"$context": context, "$jobsMapByNodeKey": {}, "$system": {"now": started.isoformat()}},
+        http=http,
     )
     current = _Run(state, [])
     status = await _run_nodes(plan.nodes, current) or "succeeded"

@@ -4,9 +4,12 @@ import asyncio
 from collections import OrderedDict
 
 import structlog
+from aiohttp import ClientSession
 
 from hookflow.executor.engine import Plan, compile_plan, execute
-from hookflow.shared.models import ExecutionRecord, RunBatch, RunRequest, now
+from hookflow.shared.errors import BrokerUnavailable
+from hookflow.shared.messaging import Broker
+from hookflow.shared.models import ExecutionRecord, RunBatch, RunReply, RunRequest, now
 from hookflow.shared.storage import Storage
 
 log = structlog.get_logger("hookflow.executor")
@@ -17,8 +20,17 @@ class RunWorker:
     so the delivery is acknowledged only once every run in it is recorded; a run already
     recorded (a redelivery after a crash) is not run again."""
 
-    def __init__(self, storage: Storage, *, plan_cache_size: int = 1024) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        broker: Broker | None = None,
+        http: ClientSession | None = None,
+        plan_cache_size: int = 1024,
+    ) -> None:
         self._storage = storage
+        self._broker = broker
+        self._http = http
         self._plans: OrderedDict[tuple[str, int], Plan] = OrderedDict()
         self._plan_cache_size = plan_cache_size
         self.executed = 0
@@ -34,6 +46,7 @@ class RunWorker:
         records = await asyncio.gather(*(self._run(run) for run in runs))
         await self._storage.save_executions(records)
         self.executed += len(records)
+        await self._reply(runs, records)
         for record in records:
             log.info(
                 "execution finished",
@@ -44,6 +57,19 @@ class RunWorker:
                 status=record.status,
                 ms=round((record.finishedAt - record.receivedAt).total_seconds() * 1000, 1),
             )
+
+    async def _reply(self, runs: list[RunRequest], records: list[ExecutionRecord]) -> None:
+        """Sync mode: tell each waiting gateway, once the record is written."""
+        if self._broker is None:
+            return
+        for run, record in zip(runs, records, strict=True):
+            if run.reply_to is None:
+                continue
+            reply = RunReply(execution_id=record.id, status=record.status, response=record.response)
+            try:
+                await self._broker.publish_reply(run.reply_to, reply)
+            except BrokerUnavailable:
+                log.warning("sync reply not sent; the caller gets a 504", execution_id=record.id)
 
     async def _plan(self, run: RunRequest) -> Plan | None:
         cache_key = (run.workflow_id, run.version)
@@ -79,4 +105,4 @@ class RunWorker:
                 context=run.context,
                 error=f"workflow {run.workflow_id} version {run.version} not found",
             )
-        return await execute(plan, run, started)
+        return await execute(plan, run, started, http=self._http)

@@ -7,6 +7,7 @@ from contextlib import suppress
 import structlog
 from aiohttp import web
 
+from hookflow.gateway.replies import PendingReplies
 from hookflow.gateway.submitter import RunSubmitter
 from hookflow.gateway.triggers import TriggerCache
 from hookflow.gateway.webhook import WebhookHandler
@@ -25,6 +26,7 @@ from hookflow.shared.storage import Storage
 TRIGGERS = web.AppKey("triggers", TriggerCache)
 SUBMITTER = web.AppKey("submitter", RunSubmitter)
 WEBHOOK = web.AppKey("webhook", WebhookHandler)
+REPLIES = web.AppKey("replies", PendingReplies)
 
 WEBHOOK_PATH = "/api/webhook:trigger/{key}"
 
@@ -55,13 +57,28 @@ def create_app(
 
     async def submitter(app: web.Application) -> AsyncIterator[None]:
         submitter = app[SUBMITTER] = RunSubmitter(app[BROKER], max_batch=settings.max_batch)
+        replies = app[REPLIES] = PendingReplies()
+        reply_to = await app[BROKER].open_replies(
+            replies.deliver,
+            on_lost=lambda: replies.fail_all("the connection to the broker was lost"),
+        )
         app[WEBHOOK] = WebhookHandler(
-            app[TRIGGERS], submitter, max_body_bytes=settings.max_body_bytes
+            app[TRIGGERS],
+            submitter,
+            max_body_bytes=settings.max_body_bytes,
+            replies=replies,
+            reply_to=reply_to,
         )
         yield
         await submitter.close()
 
+    async def drain_sync_calls(app: web.Application) -> None:
+        # on_shutdown runs before aiohttp waits for the handlers: the sync callers get their
+        # answer, or a 504 with their execution id, instead of hanging until the socket dies.
+        await app[REPLIES].drain(settings.shutdown_grace_sync)
+
     app.cleanup_ctx.extend([triggers, submitter])
+    app.on_shutdown.append(drain_sync_calls)
     app.router.add_route("*", WEBHOOK_PATH, webhook)
     app.router.add_get("/healthz", healthz)
     return app

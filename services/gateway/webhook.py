@@ -5,12 +5,14 @@ The checks run in the order of DESIGN.md's status table: method (405), key (404)
 does not confirm) and the trigger's configured response is given.
 """
 
+import asyncio
 from typing import Any
 
 import orjson
 import structlog
 from aiohttp import web
 
+from hookflow.gateway.replies import PendingReplies, ReplyLost
 from hookflow.gateway.submitter import RunSubmitter
 from hookflow.gateway.triggers import Trigger, TriggerCache
 from hookflow.shared.errors import (
@@ -21,7 +23,7 @@ from hookflow.shared.errors import (
     Unauthorized,
 )
 from hookflow.shared.ids import new_id
-from hookflow.shared.models import RunRequest, TriggerContext, now
+from hookflow.shared.models import RunReply, RunRequest, TriggerContext, now
 from hookflow.shared.querystring import parse_query
 
 log = structlog.get_logger("hookflow.gateway")
@@ -50,13 +52,31 @@ class RetryLater(BrokerUnavailable):
     headers = {"Retry-After": "1"}
 
 
+class SyncTimeout(HookflowError):
+    """504: the caller stops waiting; the execution still finishes and is recorded."""
+
+    status = 504
+
+    def __init__(self, message: str, execution_id: str) -> None:
+        super().__init__(message, details={"executionId": execution_id})
+        self.headers = {EXECUTION_HEADER: execution_id}
+
+
 class WebhookHandler:
     def __init__(
-        self, cache: TriggerCache, submitter: RunSubmitter, *, max_body_bytes: int
+        self,
+        cache: TriggerCache,
+        submitter: RunSubmitter,
+        *,
+        max_body_bytes: int,
+        replies: PendingReplies,
+        reply_to: str,
     ) -> None:
         self._cache = cache
         self._submitter = submitter
         self._max_body_bytes = max_body_bytes
+        self._replies = replies
+        self._reply_to = reply_to
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         if request.method != "POST":
@@ -84,6 +104,12 @@ class WebhookHandler:
                 body=body,
             ),
         )
+        if trigger.sync:
+            return await self._call(trigger, run)
+        await self._submit(trigger, run)
+        return _async_answer(trigger, run)
+
+    async def _submit(self, trigger: Trigger, run: RunRequest) -> None:
         try:
             await self._submitter.submit(run)
         except BrokerUnavailable as error:
@@ -91,7 +117,27 @@ class WebhookHandler:
             raise RetryLater(
                 "the run could not be queued; nothing was accepted, retry later"
             ) from error
-        return _async_answer(trigger, run)
+
+    async def _call(self, trigger: Trigger, run: RunRequest) -> web.Response:
+        """Sync mode: queue the run with a reply address and wait for the executor's answer."""
+        run.reply_to = self._reply_to
+        future = self._replies.expect(run.execution_id)
+        try:
+            await self._submit(trigger, run)
+            reply = await asyncio.wait_for(future, trigger.sync_timeout)
+        except TimeoutError:
+            raise SyncTimeout(
+                f"the workflow did not finish within {trigger.sync_timeout:g} s; it goes on and "
+                "is recorded",
+                run.execution_id,
+            ) from None
+        except ReplyLost as lost:
+            raise SyncTimeout(
+                f"{lost}; the run goes on and is recorded", run.execution_id
+            ) from None
+        finally:
+            self._replies.forget(run.execution_id)
+        return _sync_answer(reply)
 
     @staticmethod
     async def _read_body(request: web.Request, limit: int) -> bytes:
@@ -137,6 +183,32 @@ def _request_id(request: web.Request) -> str:
     if 0 < len(given) <= 128 and given.isprintable():
         return given
     return new_id()
+
+
+def _sync_answer(reply: RunReply) -> web.Response:
+    """The response node's answer; without one, 200 when the run succeeded and 500 if not."""
+    if reply.response is not None:
+        body = reply.response.body
+        if body is None:
+            response = web.Response(status=reply.response.statusCode)
+        elif isinstance(body, str):
+            response = web.Response(status=reply.response.statusCode, text=body)
+        else:
+            response = web.Response(
+                status=reply.response.statusCode,
+                body=orjson.dumps(body),
+                content_type="application/json",
+            )
+        for name, value in reply.response.headers.items():
+            response.headers[name] = value
+    else:
+        response = web.Response(
+            status=200 if reply.status == "succeeded" else 500,
+            body=orjson.dumps({"executionId": reply.execution_id, "status": reply.status}),
+            content_type="application/json",
+        )
+    response.headers[EXECUTION_HEADER] = reply.execution_id
+    return response
 
 
 def _async_answer(trigger: Trigger, run: RunRequest) -> web.Response:

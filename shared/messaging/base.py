@@ -3,7 +3,7 @@
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 
-from hookflow.shared.models import ConfigEvent, RunBatch, RunRequest
+from hookflow.shared.models import ConfigEvent, RunBatch, RunReply, RunRequest
 
 type RunHandler = Callable[[RunBatch], Awaitable[None]]
 """Handles one delivery. Returning acknowledges it; raising hands it back to be tried again
@@ -11,6 +11,7 @@ type RunHandler = Callable[[RunBatch], Awaitable[None]]
 
 type EventHandler = Callable[[ConfigEvent], Awaitable[None]]
 type ResyncHandler = Callable[[], Awaitable[None]]
+type ReplyHandler = Callable[[RunReply], None]
 
 
 class Consumer(ABC):
@@ -50,3 +51,16 @@ class Broker(ABC):
     ) -> Consumer:
         """Receive every change event from now on. `on_resync` runs after a reconnection,
         when events may have been missed and the caller should reload what it caches."""
+
+    @abstractmethod
+    async def open_replies(
+        self, handler: ReplyHandler, on_lost: Callable[[], None] | None = None
+    ) -> str:
+        """Sync mode, caller side: start receiving replies; returns the address to put in
+        RunRequest.reply_to. `on_lost` runs when replies in flight may have been lost (the
+        connection dropped), so the caller can fail its pending calls instead of hanging."""
+
+    @abstractmethod
+    async def publish_reply(self, reply_to: str, reply: RunReply) -> None:
+        """Sync mode, executor side: send a reply. A caller that is gone is not an error:
+        the reply is dropped."""

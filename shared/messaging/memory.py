@@ -6,7 +6,7 @@ reference. It keeps nothing across a restart: that is what RabbitMQ is for.
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 
@@ -15,11 +15,12 @@ from hookflow.shared.messaging.base import (
     Broker,
     Consumer,
     EventHandler,
+    ReplyHandler,
     ResyncHandler,
     RunHandler,
 )
 from hookflow.shared.messaging.topology import DELIVERY_LIMIT
-from hookflow.shared.models import ConfigEvent, RunBatch, RunRequest
+from hookflow.shared.models import ConfigEvent, RunBatch, RunReply, RunRequest
 
 log = structlog.get_logger("hookflow.bus")
 
@@ -30,6 +31,7 @@ class MemoryBroker(Broker):
         self._runs: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue()
         self.dead: list[bytes] = []
         self._event_handlers: list[EventHandler] = []
+        self._reply_handlers: dict[str, ReplyHandler] = {}
         self._connected = False
 
     @property
@@ -72,6 +74,18 @@ class MemoryBroker(Broker):
     ) -> Consumer:
         self._event_handlers.append(handler)
         return _MemorySubscription(self._event_handlers, handler)
+
+    async def open_replies(
+        self, handler: ReplyHandler, on_lost: Callable[[], None] | None = None
+    ) -> str:
+        address = f"memory.replies.{len(self._reply_handlers)}"
+        self._reply_handlers[address] = handler
+        return address
+
+    async def publish_reply(self, reply_to: str, reply: RunReply) -> None:
+        handler = self._reply_handlers.get(reply_to)
+        if handler is not None:
+            handler(RunReply.model_validate_json(reply.model_dump_json()))
 
 
 class _MemorySubscription(Consumer):

@@ -2,7 +2,8 @@
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import secrets
+from collections.abc import Callable, Sequence
 
 import aio_pika
 import structlog
@@ -21,11 +22,12 @@ from hookflow.shared.messaging.base import (
     Broker,
     Consumer,
     EventHandler,
+    ReplyHandler,
     ResyncHandler,
     RunHandler,
 )
 from hookflow.shared.messaging.topology import DELIVERY_LIMIT, Topology
-from hookflow.shared.models import ConfigEvent, RunBatch, RunRequest
+from hookflow.shared.models import ConfigEvent, RunBatch, RunReply, RunRequest
 
 log = structlog.get_logger("hookflow.broker")
 
@@ -182,6 +184,50 @@ class RabbitBroker(Broker):
 
             self._connection.reconnect_callbacks.add(on_reconnect)
         return _EventSubscription(channel, queue, tag)
+
+    async def open_replies(
+        self, handler: ReplyHandler, on_lost: Callable[[], None] | None = None
+    ) -> str:
+        assert self._connection is not None, "connect() first"
+        channel = await self._connection.channel()
+        # A name of our own (not server-named), so a robust reconnection declares it again.
+        name = f"{self._topology.namespace}.replies.{secrets.token_hex(8)}"
+        queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            try:
+                reply = RunReply.model_validate_json(message.body)
+            except ValidationError:
+                log.error("malformed reply dropped", body_bytes=len(message.body))
+                return
+            handler(reply)
+
+        await queue.consume(on_message, no_ack=True)
+        if on_lost is not None:
+            lost = on_lost
+
+            def on_reconnect(*_: object) -> None:
+                lost()
+
+            self._connection.reconnect_callbacks.add(on_reconnect)
+        return name
+
+    async def publish_reply(self, reply_to: str, reply: RunReply) -> None:
+        if self._channel is None or not self.is_connected:
+            raise BrokerUnavailable()
+        message = aio_pika.Message(
+            reply.model_dump_json().encode(),
+            content_type="application/json",
+            correlation_id=reply.execution_id,
+            delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
+        )
+        try:
+            # Not mandatory: when the caller's queue is gone, the broker drops the reply.
+            await self._channel.default_exchange.publish(
+                message, routing_key=reply_to, mandatory=False, timeout=self._publish_timeout
+            )
+        except Exception as error:
+            raise BrokerUnavailable() from error
 
 
 class _EventSubscription(Consumer):

@@ -1,8 +1,9 @@
 """What a node type is, and the state a run carries from node to node."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from aiohttp import ClientSession
 from pydantic import BaseModel, ConfigDict
 
 from hookflow.shared.models import ResponseRecord
@@ -17,9 +18,11 @@ class NodeConfig(BaseModel):
 
 @dataclass(slots=True)
 class RunState:
-    """The variables templates read: `$context`, `$jobsMapByNodeKey`, `$system`."""
+    """The variables templates read (`$context`, `$jobsMapByNodeKey`, `$system`) and what the
+    nodes of a run share (the executor's HTTP client)."""
 
     scope: dict[str, Any]
+    http: ClientSession | None = None
 
     @property
     def jobs(self) -> dict[str, Any]:
@@ -40,8 +43,9 @@ class Step:
     end: Literal["succeeded", "failed"] | None = None
     """End the execution here with this status."""
     response: ResponseRecord | None = None
+    """What a sync caller gets (the response node)."""
     error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    """The node failed but the flow goes on (a request node with ignoreFail)."""
 
 
 class NodeType[C: NodeConfig]:

@@ -1,4 +1,5 @@
-"""`condition`: NocoBase's basic comparisons in and/or groups; yes/no branches or rejectOnFalse.
+"""`condition`: NocoBase's basic comparisons in and/or groups, or a CEL expression; yes/no
+branches, or rejectOnFalse to end the run as failed.
 
 Operands are templates (`{{$context.body.status}}`) or literals. Comparisons are lenient the
 way integrators need: a number and a numeric string compare as numbers ("12.50" equals 12.5).
@@ -8,8 +9,10 @@ import math
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
+from hookflow.executor.expressions import ExpressionError, compile_expression
+from hookflow.executor.expressions import evaluate as evaluate_expression
 from hookflow.executor.nodes.base import NodeConfig, NodeType, RunState, Step, register
 
 
@@ -117,11 +120,26 @@ class Group(BaseModel):
 
 
 class ConditionConfig(NodeConfig):
-    engine: Literal["basic"] = "basic"
+    engine: Literal["basic", "cel"] = "basic"
     rejectOnFalse: bool = False
-    calculation: Calculation = Field(
-        description="{'group': {'type': 'and', 'calculations': [...]}}"
-    )
+    calculation: Calculation | None = None
+    """basic: {"group": {"type": "and", "calculations": [...]}}"""
+    expression: str | None = None
+    """cel: an expression giving true or false, e.g. `context.body.status == "paid"`."""
+
+    @model_validator(mode="after")
+    def _engine_input(self) -> "ConditionConfig":
+        if self.engine == "basic":
+            if self.calculation is None or self.expression is not None:
+                raise ValueError("the basic engine takes `calculation` (and no `expression`)")
+        else:
+            if self.expression is None or self.calculation is not None:
+                raise ValueError("the cel engine takes `expression` (and no `calculation`)")
+            try:
+                compile_expression(self.expression)
+            except ExpressionError as error:
+                raise ValueError(f"expression does not compile: {error}") from error
+        return self
 
 
 def evaluate(item: Calculation, state: RunState) -> bool:
@@ -139,7 +157,13 @@ class Condition(NodeType[ConditionConfig]):
     branches = ("true", "false")
 
     async def run(self, config: ConditionConfig, state: RunState) -> Step:
-        passed = evaluate(config.calculation, state)
+        if config.expression is not None:
+            passed = evaluate_expression(config.expression, state.scope)
+            if not isinstance(passed, bool):
+                raise ExpressionError(f"the condition gave {passed!r}, not true or false")
+        else:
+            assert config.calculation is not None
+            passed = evaluate(config.calculation, state)
         if not passed and config.rejectOnFalse:
             return Step(result=False, end="failed")
         return Step(result=passed, branch=None if config.rejectOnFalse else str(passed).lower())
