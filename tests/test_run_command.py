@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from tests.support import payment_workflow, wait_for
+from tests.test_sync import seed_example
 
 
 def free_port() -> int:
@@ -97,6 +98,16 @@ async def test_the_walkthrough_on_the_embedded_defaults(
             "query": {"order": "A1"},
             "body": {"status": "paid"},
         }
+        async with session.post(
+            urls["config"] + "/api/workflows", json=seed_example(), headers=admin
+        ) as response:
+            sync_workflow = await response.json()
+        paid = {"status": "paid", "order": {"id": "A1"}}
+        async with session.post(sync_workflow["webhookUrl"], json=paid) as response:
+            assert response.status == 200
+            assert (await response.json())["received"] == "A1"
+        async with session.post(sync_workflow["webhookUrl"], json={"status": "no"}) as response:
+            assert response.status == 400
         for url in (urls["gateway"], urls["config"], urls["executor"]):
             async with session.get(url + "/healthz") as response:
                 assert response.status == 200

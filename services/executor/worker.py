@@ -41,35 +41,31 @@ class RunWorker:
         if done:
             log.info("skipping runs already recorded", count=len(done))
             runs = [run for run in runs if run.execution_id not in done]
-        if not runs:
-            return
-        records = await asyncio.gather(*(self._run(run) for run in runs))
-        await self._storage.save_executions(records)
-        self.executed += len(records)
-        await self._reply(runs, records)
-        for record in records:
-            log.info(
-                "execution finished",
-                execution_id=record.id,
-                workflow_id=record.workflowId,
-                version=record.version,
-                request_id=record.requestId,
-                status=record.status,
-                ms=round((record.finishedAt - record.receivedAt).total_seconds() * 1000, 1),
-            )
+        # Each run is recorded (and answered) as soon as it finishes, so a slow run never
+        # holds back the reply of a fast one that came in the same message.
+        results = await asyncio.gather(
+            *(self._complete(run) for run in runs), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result  # hand the message back; the runs recorded are skipped next time
 
-    async def _reply(self, runs: list[RunRequest], records: list[ExecutionRecord]) -> None:
-        """Sync mode: tell each waiting gateway, once the record is written."""
-        if self._broker is None:
-            return
-        for run, record in zip(runs, records, strict=True):
-            if run.reply_to is None:
-                continue
+    async def _complete(self, run: RunRequest) -> None:
+        record = await self._run(run)
+        await self._storage.save_executions([record])
+        self.executed += 1
+        log.info(
+            "execution finished",
+            status=record.status,
+            version=record.version,
+            ms=round((record.finishedAt - record.receivedAt).total_seconds() * 1000, 1),
+        )
+        if run.reply_to is not None and self._broker is not None:
             reply = RunReply(execution_id=record.id, status=record.status, response=record.response)
             try:
                 await self._broker.publish_reply(run.reply_to, reply)
             except BrokerUnavailable:
-                log.warning("sync reply not sent; the caller gets a 504", execution_id=record.id)
+                log.warning("sync reply not sent; the caller gets a 504")
 
     async def _plan(self, run: RunRequest) -> Plan | None:
         cache_key = (run.workflow_id, run.version)
