@@ -37,6 +37,10 @@ class Conflict(HookflowError):
     status = 409
 
 
+class UnsupportedMediaType(HookflowError):
+    status = 415
+
+
 class ValidationFailed(HookflowError):
     """A document that does not fit the contract; details lists each wrong field by its path."""
 

@@ -3,14 +3,17 @@
 import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
 
 from hookflow.config_api.workflows import Workflows
+from hookflow.shared.bodies import parse_body, variable_paths
 from hookflow.shared.errors import BadRequest, NotFound, Unauthorized
 from hookflow.shared.messaging import Broker
 from hookflow.shared.models import ExecutionRecord
+from hookflow.shared.querystring import parse_query
 from hookflow.shared.service import (
     BROKER,
     STORAGE,
@@ -24,6 +27,10 @@ from hookflow.shared.storage import Storage
 
 WORKFLOWS = web.AppKey("workflows", Workflows)
 MAX_PAGE = 200
+PARSE_USAGE = (
+    'send {"url": "<a URL or a query string>"}, {"body": <a JSON sample>} '
+    'or {"sample": "<a body as text>", "contentType": "<its type>"}'
+)
 
 
 class MissingToken(Unauthorized):
@@ -70,6 +77,7 @@ def create_app(
     app.router.add_delete("/api/workflows/{id}", delete_workflow)
     app.router.add_get("/api/workflows/{id}/executions", list_executions)
     app.router.add_get("/api/executions/{id}", get_execution)
+    app.router.add_post("/api/webhook:parse", parse_sample)
     return app
 
 
@@ -165,6 +173,39 @@ async def get_execution(request: web.Request) -> web.Response:
     if record is None:
         raise NotFound(f"execution {request.match_info['id']} not found")
     return json_response(record.model_dump(mode="json"))
+
+
+async def parse_sample(request: web.Request) -> web.Response:
+    """The seed's "parse" button: every path of a sample, ready for trigger.request."""
+    payload = await _json(request)
+    if not isinstance(payload, dict):
+        raise BadRequest(PARSE_USAGE)
+    if "url" in payload:
+        url = payload["url"]
+        if not isinstance(url, str):
+            raise BadRequest("url must be a string: a full URL or a bare query string")
+        return json_response({"query": variable_paths(parse_query(_query_part(url)))})
+    if "body" in payload:
+        return json_response({"body": variable_paths(payload["body"])})
+    if "sample" in payload:
+        sample, content_type = payload["sample"], payload.get("contentType", "application/json")
+        if not isinstance(sample, str) or not isinstance(content_type, str):
+            raise BadRequest("sample and contentType must be strings")
+        media_type, _, parameters = content_type.partition(";")
+        charset = parameters.partition("charset=")[2].strip() or None
+        body = parse_body(sample.encode(charset or "utf-8"), media_type.strip(), charset)
+        return json_response({"body": variable_paths(body)})
+    raise BadRequest(PARSE_USAGE)
+
+
+def _query_part(url: str) -> str:
+    """The query of a full URL (`https://x/y?a=1#f` -> `a=1`), or the text itself when it is a
+    bare query string (`a=1&b=2`, `?a=1`)."""
+    url = url.strip().split("#", 1)[0]
+    if "?" in url:
+        return url.split("?", 1)[1]
+    parsed = urlsplit(url)
+    return "" if parsed.scheme and parsed.netloc else url
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -6,7 +6,6 @@ does not confirm) and the trigger's configured response is given.
 """
 
 import asyncio
-from typing import Any
 
 import orjson
 import structlog
@@ -15,8 +14,8 @@ from aiohttp import web
 from hookflow.gateway.replies import PendingReplies, ReplyLost
 from hookflow.gateway.submitter import RunSubmitter
 from hookflow.gateway.triggers import Trigger, TriggerCache
+from hookflow.shared.bodies import parse_body
 from hookflow.shared.errors import (
-    BadRequest,
     BrokerUnavailable,
     HookflowError,
     NotFound,
@@ -38,10 +37,6 @@ class MethodNotAllowed(HookflowError):
 
 class PayloadTooLarge(HookflowError):
     status = 413
-
-
-class UnsupportedMediaType(HookflowError):
-    status = 415
 
 
 class Unauthenticated(Unauthorized):
@@ -87,7 +82,7 @@ class WebhookHandler:
         if not trigger.authorized(request.headers.get("Authorization")):
             raise Unauthenticated("missing or wrong credentials (HTTP Basic)")
         raw = await self._read_body(request, trigger.max_body_bytes or self._max_body_bytes)
-        body = _parse_body(request, raw)
+        body = parse_body(raw, request.content_type if raw else "", request.charset)
         run = RunRequest(
             execution_id=new_id(),
             workflow_id=trigger.workflow_id,
@@ -152,30 +147,6 @@ class WebhookHandler:
                 raise PayloadTooLarge(f"body is over this trigger's limit of {limit} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
-
-
-def _is_json(content_type: str) -> bool:
-    return content_type == "application/json" or (
-        content_type.startswith("application/") and content_type.endswith("+json")
-    )
-
-
-def _parse_body(request: web.Request, raw: bytes) -> Any:
-    if not raw.strip():
-        return {}
-    content_type = request.content_type
-    if not _is_json(content_type):
-        raise UnsupportedMediaType(
-            f"content type {content_type!r} is not accepted: send application/json"
-        )
-    charset = (request.charset or "utf-8").lower()
-    try:
-        text = raw if charset in ("utf-8", "utf8") else raw.decode(charset).encode()
-        return orjson.loads(text)
-    except LookupError as error:
-        raise UnsupportedMediaType(f"unknown charset {charset!r}") from error
-    except (orjson.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BadRequest(f"body is not valid JSON: {error}") from error
 
 
 def _request_id(request: web.Request) -> str:
