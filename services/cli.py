@@ -5,11 +5,13 @@ import asyncio
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import SecretStr, ValidationError
 
 from hookflow.shared.logging import configure_logging
+from hookflow.shared.secrets import new_key
 from hookflow.shared.settings import (
     CommonSettings,
     ConfigApiSettings,
@@ -31,20 +33,20 @@ def _settings[S: CommonSettings](kind: type[S]) -> S:
     return settings
 
 
-def _admin_token(settings: RunSettings) -> tuple[str, bool]:
-    """The admin token: HOOKFLOW_ADMIN_TOKEN, else the one kept in the data dir, else a new
-    one (kept there, readable by the owner only, so a restart keeps it)."""
-    if settings.admin_token is not None:
-        return settings.admin_token.get_secret_value(), False
-    path = settings.data_dir / "admin-token"
+def _kept(given: SecretStr | None, path: Path, make: Callable[[], str]) -> tuple[str, bool]:
+    """A secret for `hookflow run`: the configured one, else the one kept in the data dir, else
+    a new one kept there (readable by the owner only, so a restart keeps it). The flag says
+    whether it came from the file."""
+    if given is not None:
+        return given.get_secret_value(), False
     if path.exists():
         return path.read_text().strip(), True
-    token = secrets.token_urlsafe(24)
+    value = make()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as file:
-        file.write(token + "\n")
-    return token, True
+        file.write(value + "\n")
+    return value, True
 
 
 async def _run_all() -> None:
@@ -56,8 +58,12 @@ async def _run_all() -> None:
     from hookflow.shared.storage import open_storage
 
     settings = _settings(RunSettings)
-    token, generated = _admin_token(settings)
+    token, generated = _kept(
+        settings.admin_token, settings.data_dir / "admin-token", lambda: secrets.token_urlsafe(24)
+    )
     settings.admin_token = SecretStr(token)
+    key, _ = _kept(settings.secret_key, settings.data_dir / "secret-key", new_key)
+    settings.secret_key = SecretStr(key)
     broker_url = settings.broker_url.get_secret_value() if settings.broker_url else None
     mongodb_url = settings.mongodb_url.get_secret_value() if settings.mongodb_url else None
     storage = open_storage(
@@ -171,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("gateway", help="the webhook gateway alone (needs HOOKFLOW_BROKER_URL)")
     commands.add_parser("executor", help="one executor (needs HOOKFLOW_BROKER_URL)")
     commands.add_parser("config-api", help="the config API alone (needs HOOKFLOW_BROKER_URL)")
+    commands.add_parser("secret-key", help="print a new HOOKFLOW_SECRET_KEY")
     mongo = commands.add_parser(
         "mongo", help="mongoeco's MongoDB-compatible server, for development and tests"
     )
@@ -183,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "run":
             asyncio.run(_run_all())
+        elif args.command == "secret-key":
+            print(new_key())
         elif args.command == "mongo":
             asyncio.run(_mongo(args.host, args.port, args.data))
         else:

@@ -20,6 +20,8 @@ class CommonSettings(BaseSettings):
     data_dir: Path = Path("data")
     namespace: str = "hookflow"
     """Prefix of every queue and exchange name, so several installations can share a broker."""
+    secret_key: SecretStr | None = None
+    """Fernet key(s) encrypting signing secrets at rest; comma-separated, the first encrypts."""
     retry_backoff: float = 0.5
     """Seconds before a failed delivery is handed back to the queue, doubling each time."""
     bind: str = "127.0.0.1"
@@ -36,6 +38,11 @@ class GatewaySettings(CommonSettings):
     """Seconds to wait for the broker's confirm before answering 503."""
     max_batch: int = 256
     """Most webhook runs carried by one broker message."""
+    rate_limit: float = 1000.0
+    """Requests per second a trigger takes across all gateways, unless it sets its own."""
+    rate_burst: int = 2000
+    heartbeat_interval: float = 5.0
+    """Seconds between a gateway's heartbeats (how the gateways share out rate limits)."""
     shutdown_grace_sync: float = 5.0
     """Seconds a stopping gateway lets sync callers wait for their reply before a 504."""
     refresh_interval: float = 30.0

@@ -16,10 +16,12 @@ from hookflow.config_api.app import create_app as config_api_app
 from hookflow.executor.app import create_app as executor_app
 from hookflow.gateway.app import create_app as gateway_app
 from hookflow.shared.messaging import Broker
+from hookflow.shared.secrets import new_key
 from hookflow.shared.settings import RunSettings
 from hookflow.shared.storage import Storage
 
 TOKEN = "test-admin-token"
+SECRET_KEY = new_key()
 
 
 def payment_workflow(**changes: Any) -> dict[str, Any]:
@@ -137,6 +139,7 @@ def settings_for(
         data_dir=data_dir,
         namespace=namespace,
         admin_token=SecretStr(TOKEN),
+        secret_key=SecretStr(SECRET_KEY),
         refresh_interval=3600,
         **extra,
     )

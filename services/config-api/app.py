@@ -12,8 +12,9 @@ from hookflow.config_api.workflows import Workflows
 from hookflow.shared.bodies import parse_body, variable_paths
 from hookflow.shared.errors import BadRequest, NotFound, Unauthorized
 from hookflow.shared.messaging import Broker
-from hookflow.shared.models import ExecutionRecord
+from hookflow.shared.models import ExecutionRecord, StoredWorkflow
 from hookflow.shared.querystring import parse_query
+from hookflow.shared.secrets import SecretBox
 from hookflow.shared.service import (
     BROKER,
     STORAGE,
@@ -64,8 +65,10 @@ def create_app(
     use_storage(app, settings, storage)
     use_broker(app, settings, broker)
 
+    box = SecretBox(settings.secret_key.get_secret_value()) if settings.secret_key else None
+
     async def workflows(app: web.Application) -> None:
-        app[WORKFLOWS] = Workflows(app[STORAGE], app[BROKER], settings.public_url)
+        app[WORKFLOWS] = Workflows(app[STORAGE], app[BROKER], settings.public_url, box)
 
     app.on_startup.append(workflows)
     app.router.add_get("/healthz", healthz)
@@ -75,6 +78,7 @@ def create_app(
     app.router.add_put("/api/workflows/{id}", replace_workflow)
     app.router.add_patch("/api/workflows/{id}", patch_workflow)
     app.router.add_delete("/api/workflows/{id}", delete_workflow)
+    app.router.add_post("/api/workflows/{id}/signature:rotate", rotate_secret)
     app.router.add_get("/api/workflows/{id}/executions", list_executions)
     app.router.add_get("/api/executions/{id}", get_execution)
     app.router.add_post("/api/webhook:parse", parse_sample)
@@ -98,14 +102,20 @@ def _paging(request: web.Request) -> tuple[int, str | None]:
     return limit, request.query.get("cursor") or None
 
 
+def _answer(
+    workflows: Workflows, workflow: StoredWorkflow, secret: str | None, status: int = 200
+) -> web.Response:
+    """A workflow as answered; a signing secret just generated is in it, this once."""
+    body = workflows.present(workflow)
+    if secret is not None:
+        body["trigger"]["signature"]["secret"] = secret
+    return json_response(body, status=status, headers={"Location": f"/api/workflows/{workflow.id}"})
+
+
 async def create_workflow(request: web.Request) -> web.Response:
     workflows = request.app[WORKFLOWS]
-    workflow = await workflows.create(await _json(request))
-    return json_response(
-        workflows.present(workflow),
-        status=201,
-        headers={"Location": f"/api/workflows/{workflow.id}"},
-    )
+    workflow, secret = await workflows.create(await _json(request))
+    return _answer(workflows, workflow, secret, status=201)
 
 
 async def list_workflows(request: web.Request) -> web.Response:
@@ -124,14 +134,20 @@ async def get_workflow(request: web.Request) -> web.Response:
 
 async def replace_workflow(request: web.Request) -> web.Response:
     workflows = request.app[WORKFLOWS]
-    workflow = await workflows.replace(request.match_info["id"], await _json(request))
-    return json_response(workflows.present(workflow))
+    workflow, secret = await workflows.replace(request.match_info["id"], await _json(request))
+    return _answer(workflows, workflow, secret)
 
 
 async def patch_workflow(request: web.Request) -> web.Response:
     workflows = request.app[WORKFLOWS]
-    workflow = await workflows.patch(request.match_info["id"], await _json(request))
-    return json_response(workflows.present(workflow))
+    workflow, secret = await workflows.patch(request.match_info["id"], await _json(request))
+    return _answer(workflows, workflow, secret)
+
+
+async def rotate_secret(request: web.Request) -> web.Response:
+    workflows = request.app[WORKFLOWS]
+    workflow, secret = await workflows.rotate_secret(request.match_info["id"])
+    return _answer(workflows, workflow, secret)
 
 
 async def delete_workflow(request: web.Request) -> web.Response:

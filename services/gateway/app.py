@@ -2,16 +2,20 @@
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import suppress
 
 import structlog
 from aiohttp import web
 
+from hookflow.gateway.ratelimit import RateLimiter
 from hookflow.gateway.replies import PendingReplies
 from hookflow.gateway.submitter import RunSubmitter
 from hookflow.gateway.triggers import TriggerCache
 from hookflow.gateway.webhook import WebhookHandler
+from hookflow.shared.errors import BrokerUnavailable
+from hookflow.shared.ids import new_id
 from hookflow.shared.messaging import Broker
+from hookflow.shared.models import ConfigEvent, GatewayHeartbeat
+from hookflow.shared.secrets import SecretBox
 from hookflow.shared.service import (
     BROKER,
     STORAGE,
@@ -27,6 +31,7 @@ TRIGGERS = web.AppKey("triggers", TriggerCache)
 SUBMITTER = web.AppKey("submitter", RunSubmitter)
 WEBHOOK = web.AppKey("webhook", WebhookHandler)
 REPLIES = web.AppKey("replies", PendingReplies)
+LIMITER = web.AppKey("limiter", RateLimiter)
 
 WEBHOOK_PATH = "/api/webhook:trigger/{key}"
 
@@ -42,17 +47,34 @@ def create_app(
     use_broker(app, settings, broker, publish_timeout=settings.publish_timeout)
 
     async def triggers(app: web.Application) -> AsyncIterator[None]:
-        cache = app[TRIGGERS] = TriggerCache(app[STORAGE])
+        box = SecretBox(settings.secret_key.get_secret_value()) if settings.secret_key else None
+        cache = app[TRIGGERS] = TriggerCache(app[STORAGE], box)
+        limiter = app[LIMITER] = RateLimiter(
+            new_id(), heartbeat_interval=settings.heartbeat_interval
+        )
         await cache.load()
-        subscription = await app[BROKER].subscribe_events(cache.apply, on_resync=cache.load)
-        refresher = asyncio.create_task(cache.refresh_forever(settings.refresh_interval))
-        log.info("gateway ready", triggers=len(cache))
+
+        async def on_event(event: ConfigEvent | GatewayHeartbeat) -> None:
+            if isinstance(event, GatewayHeartbeat):
+                limiter.peer_alive(event.gateway_id)
+            else:
+                limiter.forget(event.key)
+                await cache.apply(event)
+
+        subscription = await app[BROKER].subscribe_events(on_event, on_resync=cache.load)
+        tasks = [
+            asyncio.create_task(cache.refresh_forever(settings.refresh_interval)),
+            asyncio.create_task(
+                _heartbeats(app[BROKER], limiter.gateway_id, settings.heartbeat_interval)
+            ),
+        ]
+        log.info("gateway ready", triggers=len(cache), gateway_id=limiter.gateway_id)
         try:
             yield
         finally:
-            refresher.cancel()
-            with suppress(asyncio.CancelledError):
-                await refresher
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await subscription.stop(0)
 
     async def submitter(app: web.Application) -> AsyncIterator[None]:
@@ -68,6 +90,9 @@ def create_app(
             max_body_bytes=settings.max_body_bytes,
             replies=replies,
             reply_to=reply_to,
+            limiter=app[LIMITER],
+            default_rate=settings.rate_limit,
+            default_burst=settings.rate_burst,
         )
         yield
         await submitter.close()
@@ -82,6 +107,16 @@ def create_app(
     app.router.add_route("*", WEBHOOK_PATH, webhook)
     app.router.add_get("/healthz", healthz)
     return app
+
+
+async def _heartbeats(broker: Broker, gateway_id: str, interval: float) -> None:
+    """Tell the other gateways this one is alive (they share out rate limits by it)."""
+    while True:
+        try:
+            await broker.publish_event(GatewayHeartbeat(gateway_id=gateway_id))
+        except BrokerUnavailable:
+            log.warning("heartbeat not sent")
+        await asyncio.sleep(interval)
 
 
 async def webhook(request: web.Request) -> web.StreamResponse:

@@ -7,18 +7,23 @@ copy holds every enabled trigger, so a key that is not in it does not exist.
 import asyncio
 import base64
 import binascii
+import hashlib
 import hmac
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import orjson
 import structlog
 
+from hookflow.gateway.signatures import Verifier
 from hookflow.shared.models import ConfigEvent, StoredWorkflow
+from hookflow.shared.secrets import SecretBox, verify_password
 from hookflow.shared.storage import Storage
 
 log = structlog.get_logger("hookflow.gateway")
 
 _NEVER_IN_CONTEXT = frozenset({"authorization", "proxy-authorization", "cookie"})
+VERIFIED_TTL = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +36,10 @@ class Trigger:
     sync: bool
     sync_timeout: float
     username: bytes | None
-    password: bytes | None
+    password_hash: str | None
+    verifier: Verifier | None
+    rate: float | None
+    burst: int | None
     headers: tuple[str, ...]
     """Lower-cased names of the request headers that enter the context."""
     max_body_bytes: int | None
@@ -39,9 +47,11 @@ class Trigger:
     response_headers: tuple[tuple[str, str], ...]
     response_body: bytes
     response_content_type: str
+    _verified: dict[bytes, float] = field(default_factory=dict)
+    """Digests of Authorization headers that passed, with when they expire."""
 
     @classmethod
-    def from_workflow(cls, workflow: StoredWorkflow) -> "Trigger":
+    def from_workflow(cls, workflow: StoredWorkflow, box: SecretBox | None) -> "Trigger":
         doc = workflow.document
         trigger = doc.trigger
         auth = trigger.basicAuth
@@ -50,11 +60,18 @@ class Trigger:
             response_body, content_type = body.encode(), "text/plain"
         else:
             response_body, content_type = orjson.dumps(body), "application/json"
+        verifier = None
+        if trigger.signature is not None and trigger.signature.encryptedSecret is not None:
+            if box is None:
+                raise ValueError(
+                    "a trigger has a signing secret but HOOKFLOW_SECRET_KEY is not set"
+                )
+            secret = box.decrypt(trigger.signature.encryptedSecret).encode()
+            verifier = Verifier(trigger.signature, secret)
+        hidden = _NEVER_IN_CONTEXT | set(verifier.headers if verifier else ())
         headers = tuple(
             dict.fromkeys(
-                h.key.lower()
-                for h in trigger.request.headers
-                if h.key.lower() not in _NEVER_IN_CONTEXT
+                h.key.lower() for h in trigger.request.headers if h.key.lower() not in hidden
             )
         )
         return cls(
@@ -64,7 +81,10 @@ class Trigger:
             sync=doc.sync,
             sync_timeout=doc.syncTimeout,
             username=auth.username.encode() if auth else None,
-            password=(auth.password or "").encode() if auth else None,
+            password_hash=auth.passwordHash if auth else None,
+            verifier=verifier,
+            rate=trigger.rateLimit.rate if trigger.rateLimit else None,
+            burst=trigger.rateLimit.burst if trigger.rateLimit else None,
             headers=headers,
             max_body_bytes=trigger.maxBodyBytes,
             status=trigger.response.statusCode,
@@ -73,13 +93,18 @@ class Trigger:
             response_content_type=content_type,
         )
 
-    def authorized(self, header: str | None) -> bool:
-        """Checks an Authorization header against the trigger's Basic credentials, comparing
-        in constant time. True when the trigger has no credentials."""
-        if self.username is None or self.password is None:
+    async def authorized(self, header: str | None, hashing: asyncio.Semaphore) -> bool:
+        """Checks an Authorization header against the trigger's Basic credentials. The slow
+        hash runs once per credential (in a thread, a few at a time); a credential that passed
+        is remembered for VERIFIED_TTL seconds by its digest. True without credentials."""
+        if self.username is None or self.password_hash is None:
             return True
         if header is None:
             return False
+        digest = hashlib.sha256(header.encode()).digest()
+        now = time.monotonic()
+        if self._verified.get(digest, 0.0) > now:
+            return True
         scheme, _, encoded = header.partition(" ")
         if scheme.lower() != "basic":
             return False
@@ -88,14 +113,23 @@ class Trigger:
         except (binascii.Error, ValueError):
             return False
         username, colon, password = decoded.partition(b":")
-        user_ok = hmac.compare_digest(username, self.username)
-        password_ok = hmac.compare_digest(password, self.password)
-        return bool(colon) and user_ok and password_ok
+        if not colon or not hmac.compare_digest(username, self.username):
+            return False
+        async with hashing:
+            ok = await asyncio.to_thread(verify_password, password, self.password_hash)
+        if ok:
+            if len(self._verified) >= 256:
+                self._verified.clear()
+            self._verified[digest] = now + VERIFIED_TTL
+        return ok
 
 
 class TriggerCache:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, box: SecretBox | None = None) -> None:
         self._storage = storage
+        self._box = box
+        self.hashing = asyncio.Semaphore(2)
+        """At most two password hashes at once: wrong passwords cannot starve the gateway."""
         self._by_key: dict[str, Trigger] = {}
         self._key_of: dict[str, str] = {}
         self._loading = False
@@ -126,8 +160,8 @@ class TriggerCache:
         while True:
             page = await self._storage.list_workflows(limit=500, cursor=cursor)
             for workflow in page.items:
-                if workflow.document.enabled:
-                    by_key[workflow.key] = Trigger.from_workflow(workflow)
+                if workflow.document.enabled and (trigger := self._trigger(workflow)):
+                    by_key[workflow.key] = trigger
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
@@ -135,6 +169,17 @@ class TriggerCache:
         self._key_of = {trigger.workflow_id: key for key, trigger in by_key.items()}
         self.loaded = True
         log.debug("trigger cache loaded", triggers=len(by_key))
+
+    def _trigger(self, workflow: StoredWorkflow) -> Trigger | None:
+        try:
+            return Trigger.from_workflow(workflow, self._box)
+        except ValueError as error:
+            log.error(
+                "trigger left out: its secret cannot be read",
+                workflow_id=workflow.id,
+                reason=str(error),
+            )
+            return None
 
     async def apply(self, event: ConfigEvent) -> None:
         """A workflow changed: read its current state (events carry no secrets) and swap it in."""
@@ -146,8 +191,12 @@ class TriggerCache:
         old_key = self._key_of.pop(event.workflow_id, None)
         if old_key is not None:
             self._by_key.pop(old_key, None)
-        if workflow is not None and workflow.document.enabled:
-            self._by_key[workflow.key] = Trigger.from_workflow(workflow)
+        if (
+            workflow is not None
+            and workflow.document.enabled
+            and (trigger := self._trigger(workflow))
+        ):
+            self._by_key[workflow.key] = trigger
             self._key_of[workflow.id] = workflow.key
         log.info(
             "trigger updated",

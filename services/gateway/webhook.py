@@ -11,6 +11,7 @@ import orjson
 import structlog
 from aiohttp import web
 
+from hookflow.gateway.ratelimit import RateLimiter, retry_after_header
 from hookflow.gateway.replies import PendingReplies, ReplyLost
 from hookflow.gateway.submitter import RunSubmitter
 from hookflow.gateway.triggers import Trigger, TriggerCache
@@ -43,6 +44,14 @@ class Unauthenticated(Unauthorized):
     headers = {"WWW-Authenticate": 'Basic realm="hookflow", charset="UTF-8"'}
 
 
+class TooManyRequests(HookflowError):
+    status = 429
+
+    def __init__(self, message: str, retry_after: str) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": retry_after}
+
+
 class RetryLater(BrokerUnavailable):
     headers = {"Retry-After": "1"}
 
@@ -66,7 +75,13 @@ class WebhookHandler:
         max_body_bytes: int,
         replies: PendingReplies,
         reply_to: str,
+        limiter: RateLimiter,
+        default_rate: float,
+        default_burst: int,
     ) -> None:
+        self._limiter = limiter
+        self._default_rate = default_rate
+        self._default_burst = default_burst
         self._cache = cache
         self._submitter = submitter
         self._max_body_bytes = max_body_bytes
@@ -79,9 +94,19 @@ class WebhookHandler:
         trigger = self._cache.get(request.match_info["key"])
         if trigger is None:
             raise NotFound("no enabled webhook trigger has this key")
-        if not trigger.authorized(request.headers.get("Authorization")):
+        wait = self._limiter.retry_after(
+            trigger.key, trigger.rate or self._default_rate, trigger.burst or self._default_burst
+        )
+        if wait:
+            raise TooManyRequests(
+                "this trigger's rate limit is reached; retry later",
+                retry_after=retry_after_header(wait),
+            )
+        if not await trigger.authorized(request.headers.get("Authorization"), self._cache.hashing):
             raise Unauthenticated("missing or wrong credentials (HTTP Basic)")
         raw = await self._read_body(request, trigger.max_body_bytes or self._max_body_bytes)
+        if trigger.verifier is not None:
+            trigger.verifier.verify(request.headers, raw)
         body = parse_body(raw, request.content_type if raw else "", request.charset)
         run = RunRequest(
             execution_id=new_id(),

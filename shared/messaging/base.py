@@ -3,13 +3,19 @@
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 
-from hookflow.shared.models import ConfigEvent, RunBatch, RunReply, RunRequest
+from hookflow.shared.models import (
+    ConfigEvent,
+    GatewayHeartbeat,
+    RunBatch,
+    RunReply,
+    RunRequest,
+)
 
 type RunHandler = Callable[[RunBatch], Awaitable[None]]
 """Handles one delivery. Returning acknowledges it; raising hands it back to be tried again
 (after DELIVERY_LIMIT deliveries it is dead-lettered)."""
 
-type EventHandler = Callable[[ConfigEvent], Awaitable[None]]
+type EventHandler = Callable[[ConfigEvent | GatewayHeartbeat], Awaitable[None]]
 type ResyncHandler = Callable[[], Awaitable[None]]
 type ReplyHandler = Callable[[RunReply], None]
 
@@ -42,7 +48,7 @@ class Broker(ABC):
         """Compete for runs with every other consumer, holding at most `prefetch` at once."""
 
     @abstractmethod
-    async def publish_event(self, event: ConfigEvent) -> None:
+    async def publish_event(self, event: ConfigEvent | GatewayHeartbeat) -> None:
         """Tell every subscribed gateway that a workflow changed."""
 
     @abstractmethod

@@ -20,7 +20,14 @@ from hookflow.shared.messaging.base import (
     RunHandler,
 )
 from hookflow.shared.messaging.topology import DELIVERY_LIMIT
-from hookflow.shared.models import ConfigEvent, RunBatch, RunReply, RunRequest
+from hookflow.shared.models import (
+    EVENT,
+    ConfigEvent,
+    GatewayHeartbeat,
+    RunBatch,
+    RunReply,
+    RunRequest,
+)
 
 log = structlog.get_logger("hookflow.bus")
 
@@ -59,13 +66,13 @@ class MemoryBroker(Broker):
         else:
             self._runs.put_nowait((body, deliveries + 1))
 
-    async def publish_event(self, event: ConfigEvent) -> None:
+    async def publish_event(self, event: ConfigEvent | GatewayHeartbeat) -> None:
         if not self._connected:
             raise BrokerUnavailable()
         body = event.model_dump_json()
         for handler in list(self._event_handlers):
             try:
-                await handler(ConfigEvent.model_validate_json(body))
+                await handler(EVENT.validate_json(body))
             except Exception:
                 log.exception("config event handler failed")
 

@@ -27,7 +27,14 @@ from hookflow.shared.messaging.base import (
     RunHandler,
 )
 from hookflow.shared.messaging.topology import DELIVERY_LIMIT, Topology
-from hookflow.shared.models import ConfigEvent, RunBatch, RunReply, RunRequest
+from hookflow.shared.models import (
+    EVENT,
+    ConfigEvent,
+    GatewayHeartbeat,
+    RunBatch,
+    RunReply,
+    RunRequest,
+)
 
 log = structlog.get_logger("hookflow.broker")
 
@@ -141,7 +148,7 @@ class RabbitBroker(Broker):
         await consumer.start()
         return consumer
 
-    async def publish_event(self, event: ConfigEvent) -> None:
+    async def publish_event(self, event: ConfigEvent | GatewayHeartbeat) -> None:
         if self._events_exchange is None or not self.is_connected:
             raise BrokerUnavailable()
         try:
@@ -166,14 +173,14 @@ class RabbitBroker(Broker):
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             try:
-                event = ConfigEvent.model_validate_json(message.body)
+                event = EVENT.validate_json(message.body)
             except ValidationError:
                 log.error("malformed config event dropped", body_bytes=len(message.body))
                 return
             try:
                 await handler(event)
             except Exception:
-                log.exception("config event handler failed", workflow_id=event.workflow_id)
+                log.exception("event handler failed", event_type=event.type)
 
         tag = await queue.consume(on_message, no_ack=True)
         if on_resync is not None:
