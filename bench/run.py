@@ -4,7 +4,9 @@ What it measures
 ----------------
 The three services run as separate processes, as a platform team runs them (`hookflow
 config-api`, `hookflow gateway`, `hookflow executor`), on the local RabbitMQ with SQLite storage,
-in a namespace of their own (`bench-<random>`, deleted at the end). Next to them runs
+in a namespace of their own (`bench-<random>`, deleted at the end), with the gateway's default
+per-trigger rate limit lifted (`--keep-rate-limit` keeps it) so that what is measured is
+capacity, not the limiter's 429s. Next to them runs
 bench/bare.py, a bare aiohttp handler that reads the JSON body and answers `ok`: the ceiling of
 this machine for HTTP alone, measured in the same run.
 
@@ -23,9 +25,11 @@ the broker sharing two cores) makes single runs vary by ±20 % or more.
 
 How to read it
 --------------
-- req/s, p50, p99: wrk's figures. Compare hookflow with bare through the ratios async/bare and
-  sync/bare (the median of each round's ratio), which hold better than absolute figures, and
-  with the reference figures of PEERS.md printed below the table.
+- req/s, p50, p99: wrk's figures; 2xx/s counts the accepted webhooks only, and every non-2xx
+  answer is listed by status with a sample body (post.lua counts them). Compare hookflow with
+  bare through the ratios async/bare and sync/bare of 2xx/s (the median of each round's
+  ratio), which hold better than absolute figures, and with the reference figures of PEERS.md
+  printed below the table.
 - CPU µs/req: utime+stime of the process (from /proc/<pid>/stat) over the measured run divided
   by the requests answered; for the executor, from the start of the run until it has recorded
   every run, divided by the runs recorded. A core gives 1,000,000 µs per second, so
@@ -88,6 +92,8 @@ HEALTH_TIMEOUT = 30.0
 STOP_GRACE = 10.0
 DRAIN_SETTLE = 1.0
 """Seconds the executor's counter must stay still (with the queue empty) to call it drained."""
+UNLIMITED = {"HOOKFLOW_RATE_LIMIT": "1000000", "HOOKFLOW_RATE_BURST": "10000000"}
+"""The gateway's default per-trigger rate limit (1,000/s) lifted, to measure capacity."""
 DRAIN_STALL = 30.0
 """Seconds without a single new record before the benchmark gives up waiting for the rest."""
 
@@ -298,6 +304,8 @@ _RE_PCT = re.compile(r"^\s*(50|75|90|99)%\s+([\d.]+)(us|ms|s|m|h)\s*$", re.M)
 _RE_SOCKET = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 _RE_NON2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
 _RE_SENT = re.compile(r"^bench: sent (\d+)", re.M)
+_RE_STATUS = re.compile(r"^bench: status (\d+) (\d+)", re.M)
+_RE_SAMPLE = re.compile(r"^bench: sample (\d+) (.*)$", re.M)
 
 
 @dataclass
@@ -314,12 +322,23 @@ class WrkResult:
     non_2xx: int
     socket_errors: dict[str, int]
     sent: int
+    statuses: dict[int, int]
+    samples: dict[int, str]
     output: str
 
     @property
     def ok(self) -> int:
-        """Answers with a 2xx status (wrk counts 3xx as fine too; hookflow gives none)."""
-        return self.requests - self.non_2xx
+        """Answers with a 2xx status, as counted by post.lua."""
+        if not self.statuses:
+            return self.requests - self.non_2xx
+        return sum(count for status, count in self.statuses.items() if 200 <= status < 300)
+
+    def describe_non_2xx(self) -> str:
+        return "; ".join(
+            f"{count:,} x {status} {self.samples.get(status, '')!r}"
+            for status, count in sorted(self.statuses.items())
+            if not 200 <= status < 300
+        )
 
     @property
     def unanswered(self) -> int:
@@ -356,6 +375,8 @@ def parse_wrk(output: str, conns: int, threads: int) -> WrkResult:
         non_2xx=int(non2xx[1]) if non2xx else 0,
         socket_errors=errors,
         sent=int(sent[1]) if sent else int(total[1]),
+        statuses={int(m[1]): int(m[2]) for m in _RE_STATUS.finditer(output)},
+        samples={int(m[1]): m[2] for m in _RE_SAMPLE.finditer(output)},
         output=output,
     )
 
@@ -684,7 +705,10 @@ class Bench:
             "p99_ms": result.p99_ms,
             "requests": result.requests,
             "seconds": result.seconds,
+            "ok_rps": result.ok / result.seconds if result.seconds else None,
             "non_2xx": result.non_2xx,
+            "statuses": {str(k): v for k, v in sorted(result.statuses.items())},
+            "non_2xx_samples": {str(k): v for k, v in sorted(result.samples.items())},
             "socket_errors": result.socket_errors,
             "sent": result.sent,
             "unanswered": result.unanswered,
@@ -700,7 +724,12 @@ class Bench:
             "recorded": None,
             "lost": None,
             "extra": None,
-            "warmup": {"rps": warm.rps, "requests": warm.requests, "non_2xx": warm.non_2xx},
+            "warmup": {
+                "rps": warm.rps,
+                "requests": warm.requests,
+                "non_2xx": warm.non_2xx,
+                "statuses": {str(k): v for k, v in sorted(warm.statuses.items())},
+            },
             "wrk_output": result.output,
         }
         if warm_drain is not None:
@@ -739,6 +768,8 @@ class Bench:
             f"p99 {fmt_ms(result.p99_ms)}, non-2xx {result.non_2xx}, "
             f"{server} {figures['server_cpu_us_per_req']:,.0f} µs/req"
         )
+        if result.non_2xx:
+            line += f" ({result.describe_non_2xx()})"
         if result.socket_error_count:
             line += f", socket errors {result.socket_errors}"
         if hookflow:
@@ -815,6 +846,7 @@ def median(values: list[float | None]) -> float | None:
 
 MEDIAN_KEYS = (
     "rps",
+    "ok_rps",
     "p50_ms",
     "p75_ms",
     "p90_ms",
@@ -855,18 +887,18 @@ def summarise(rounds: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, A
 
 
 def round_ratios(figures: dict[str, dict[str, Any]]) -> dict[str, float | None]:
-    bare = figures.get("bare-50", {}).get("rps")
+    bare = figures.get("bare-50", {}).get("ok_rps")
     ratios: dict[str, float | None] = {}
     for target in ("async", "sync"):
-        rps = figures.get(f"{target}-50", {}).get("rps")
+        rps = figures.get(f"{target}-50", {}).get("ok_rps")
         ratios[f"{target}/bare"] = rps / bare if rps is not None and bare else None
     return ratios
 
 
 def print_table(medians: dict[str, Any], ratios: dict[str, Any], rounds: int) -> None:
     header = (
-        f"{'scenario':<10} {'conns':>5} {'req/s':>8} {'p50':>9} {'p99':>9} {'non-2xx':>8} "
-        f"{'gateway':>8} {'executor':>9}"
+        f"{'scenario':<10} {'conns':>5} {'req/s':>8} {'2xx/s':>8} {'p50':>9} {'p99':>9} "
+        f"{'non-2xx':>8} {'gateway':>8} {'executor':>9}"
     )
     print(
         f"\nMedians over {rounds} round(s); non-2xx summed over the rounds; "
@@ -876,12 +908,13 @@ def print_table(medians: dict[str, Any], ratios: dict[str, Any], rounds: int) ->
     print("-" * len(header))
     for name, m in medians.items():
         print(
-            f"{name:<10} {m['conns']:>5} {fmt_num(m['rps']):>8} {fmt_ms(m['p50_ms']):>9} "
+            f"{name:<10} {m['conns']:>5} {fmt_num(m['rps']):>8} {fmt_num(m['ok_rps']):>8} "
+            f"{fmt_ms(m['p50_ms']):>9} "
             f"{fmt_ms(m['p99_ms']):>9} {m['non_2xx_total']:>8,} "
             f"{fmt_num(m['server_cpu_us_per_req']):>8} {fmt_num(m['executor_cpu_us_per_run']):>9}"
         )
     print(
-        "\nratios (median of each round's): "
+        "\nratios of 2xx/s at 50 connections (median of each round's): "
         + ", ".join(f"{k} {'-' if v is None else f'{v:.2f}'}" for k, v in ratios.items())
         + "   (PEERS.md: aiohttp + aio-pika confirmed publish / bare = 0.27)"
     )
@@ -964,7 +997,13 @@ def machine_info(wrk: str, server_properties: dict[str, Any]) -> dict[str, Any]:
 
 
 def service_env(
-    broker_url: str, namespace: str, token: str, data_dir: Path, ports: dict[str, int]
+    broker_url: str,
+    namespace: str,
+    token: str,
+    data_dir: Path,
+    ports: dict[str, int],
+    *,
+    lift_rate_limit: bool,
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKFLOW_")}
     env |= {
@@ -979,6 +1018,8 @@ def service_env(
         "HOOKFLOW_LOG_LEVEL": "warning",
         "HOOKFLOW_LOG_FORMAT": "json",
     }
+    if lift_rate_limit:
+        env |= UNLIMITED
     return env
 
 
@@ -1022,7 +1063,14 @@ async def bench(args: argparse.Namespace, wrk: str, procs: Processes, state: dic
         state["machine"] = machine_info(wrk, props)
         channel = await connection.channel()
         ports = {name: free_port() for name in ("gateway", "config-api", "executor", "bare")}
-        env = service_env(broker_url, state["namespace"], state["token"], state["data_dir"], ports)
+        env = service_env(
+            broker_url,
+            state["namespace"],
+            state["token"],
+            state["data_dir"],
+            ports,
+            lift_rate_limit=not args.keep_rate_limit,
+        )
         print(
             f"bench: namespace {state['namespace']}, data in {state['data_dir']}, "
             f"{args.rounds} round(s) of {args.duration:g} s after {args.warmup:g} s warm-ups",
@@ -1088,6 +1136,7 @@ def write_results(state: dict[str, Any], args: argparse.Namespace, status: int) 
             "payload": PAYLOAD,
             "namespace": state["namespace"],
             "storage": "sqlite",
+            "service_env_extra": {} if args.keep_rate_limit else UNLIMITED,
         },
         "machine": state.get("machine"),
         "medians": medians,
@@ -1140,6 +1189,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up per run")
     parser.add_argument("--keep-data", action="store_true", help="keep the data dir and logs")
+    parser.add_argument(
+        "--keep-rate-limit",
+        action="store_true",
+        help="keep the gateway's default per-trigger rate limit (lifted by default)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.rounds = 3.0, 1

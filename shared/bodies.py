@@ -78,7 +78,8 @@ def parse_body(raw: bytes, content_type: str, charset: str | None = None) -> Any
         except orjson.JSONDecodeError as error:
             raise BadRequest(f"body is not valid JSON: {error}") from error
     if kind == "form":
-        return parse_query(_decode(raw, charset or "utf-8"))
+        charset = charset or "utf-8"
+        return parse_query(_decode(raw, charset), encoding=charset)
     if kind == "text":
         return _decode(raw, charset)
     return parse_xml(raw)

@@ -56,9 +56,12 @@ def _normalize(value: Any) -> Any:
     return value
 
 
-def parse_query(query: str) -> dict[str, Any]:
-    """Parse a query string (without the `?`) into nested objects and lists."""
+def parse_query(query: str, encoding: str = "utf-8") -> dict[str, Any]:
+    """Parse a query string (without the `?`) into nested objects and lists; percent-encoded
+    bytes are read in `encoding` (Alipay may send GBK)."""
     root: dict[str, Any] = {}
-    for name, value in parse_qsl(query, keep_blank_values=True):
+    for name, value in parse_qsl(
+        query, keep_blank_values=True, encoding=encoding, errors="replace"
+    ):
         _assign(root, _split(name), value)
     return {key: _normalize(value) for key, value in root.items()}

@@ -1,0 +1,241 @@
+"""Bodies and query strings as providers send them: property-based checks of the parsers, and
+samples shaped like real Alipay, WeChat Pay, GitHub and Stripe deliveries."""
+
+import time
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hookflow.shared.bodies import parse_body, variable_paths
+from hookflow.shared.errors import BadRequest, UnsupportedMediaType
+from hookflow.shared.paths import get_path, parse_path
+from hookflow.shared.querystring import parse_query
+
+# Keys as integrators use them: no brackets, not all digits (those would read as indexes).
+keys = st.text(
+    alphabet=st.characters(blacklist_characters="[]", blacklist_categories=("Cs",)),
+    min_size=1,
+    max_size=8,
+).filter(lambda k: not k.isdigit())
+leaves = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+trees = st.recursive(
+    leaves,
+    lambda children: st.one_of(
+        st.lists(children, min_size=1, max_size=4),
+        st.dictionaries(keys, children, min_size=1, max_size=4),
+    ),
+    max_leaves=20,
+)
+
+
+def encode(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """The bracket syntax PHP, Rails and qs write: a[0][b]=1."""
+    if isinstance(value, dict):
+        return [
+            pair
+            for key, item in value.items()
+            for pair in encode(item, f"{prefix}[{key}]" if prefix else key)
+        ]
+    if isinstance(value, list):
+        return [
+            pair for index, item in enumerate(value) for pair in encode(item, f"{prefix}[{index}]")
+        ]
+    return [(prefix, value)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(keys, trees, max_size=5))
+def test_bracket_query_strings_round_trip(tree: dict[str, Any]) -> None:
+    query = urlencode(encode(tree), quote_via=quote)
+    assert parse_query(query) == tree
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(keys, trees, max_size=5))
+def test_forms_parse_like_query_strings(tree: dict[str, Any]) -> None:
+    body = urlencode(encode(tree)).encode()  # quote_plus: spaces as +
+    assert parse_body(body, "application/x-www-form-urlencoded") == tree
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_any_query_string_parses_without_error(query: str) -> None:
+    assert isinstance(parse_query(query), dict)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | leaves,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(keys.filter(lambda k: "." not in k), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_every_listed_path_reads_back_its_sample_value(value: Any) -> None:
+    body = parse_body(orjson.dumps(value), "application/json") if value is not None else None
+    for entry in variable_paths(body):
+        assert get_path(body, parse_path(entry["key"])) == entry["value"]
+
+
+def test_parse_lists_every_level_as_the_seed_says() -> None:
+    assert [p["key"] for p in variable_paths({"a": 1, "b": {"c": 2}})] == ["a", "b", "b.c"]
+    assert [p["key"] for p in variable_paths(parse_query("query[0][a]=1"))] == [
+        "query",
+        "query[0]",
+        "query[0].a",
+    ]
+    assert variable_paths({"n": 1.5, "ok": True, "s": "x", "z": None, "l": []}) == [
+        {"key": "n", "value": 1.5, "type": "number"},
+        {"key": "ok", "value": True, "type": "boolean"},
+        {"key": "s", "value": "x", "type": "string"},
+        {"key": "z", "value": None, "type": "null"},
+        {"key": "l", "value": [], "type": "array"},
+    ]
+
+
+ALIPAY_NOTIFY = (
+    "gmt_create=2026-11-28+10%3A03%3A21&charset=utf-8&seller_email=shop%40example.com"
+    "&subject=%E6%B5%8B%E8%AF%95%E8%AE%A2%E5%8D%95&sign=ErCRRVmW%2FvXu1XO76k%2BUr4gYKC5%2FWgZGSo88y"
+    "%2BdYEm%2Bwq2v%3D%3D&buyer_id=2088102175953034&invoice_amount=88.88&notify_id=2026112800222"
+    "&fund_bill_list=%5B%7B%22amount%22%3A%2288.88%22%2C%22fundChannel%22%3A%22ALIPAYACCOUNT%22%7D%5D"
+    "&notify_type=trade_status_sync&trade_status=TRADE_SUCCESS&receipt_amount=88.88"
+    "&app_id=2016091700532697&buyer_pay_amount=88.88&sign_type=RSA2&seller_id=2088102175107499"
+    "&gmt_payment=2026-11-28+10%3A03%3A22&notify_time=2026-11-28+10%3A03%3A22&version=1.0"
+    "&out_trade_no=20261128100307&total_amount=88.88&trade_no=2026112822001453031000151111"
+    "&auth_app_id=2016091700532697&buyer_logon_id=jfj***%40sandbox.com&point_amount=0.00"
+)
+
+
+def test_an_alipay_notification() -> None:
+    body = parse_body(ALIPAY_NOTIFY.encode(), "application/x-www-form-urlencoded", "utf-8")
+    assert body["trade_status"] == "TRADE_SUCCESS"
+    assert body["subject"] == "测试订单"
+    assert body["gmt_payment"] == "2026-11-28 10:03:22"
+    assert body["seller_email"] == "shop@example.com"
+    assert body["sign"].endswith("==")
+    assert orjson.loads(body["fund_bill_list"])[0]["fundChannel"] == "ALIPAYACCOUNT"
+    gbk = ALIPAY_NOTIFY.replace(
+        "%E6%B5%8B%E8%AF%95%E8%AE%A2%E5%8D%95", quote("测试订单", encoding="gbk")
+    )
+    assert (
+        parse_body(gbk.encode(), "application/x-www-form-urlencoded", "gbk")["subject"]
+        == "测试订单"
+    )
+
+
+WECHAT_NOTIFY = b"""<xml>
+<appid><![CDATA[wx2421b1c4370ec43b]]></appid>
+<attach><![CDATA[payment test]]></attach>
+<bank_type><![CDATA[CFT]]></bank_type>
+<fee_type><![CDATA[CNY]]></fee_type>
+<is_subscribe><![CDATA[Y]]></is_subscribe>
+<mch_id><![CDATA[10000100]]></mch_id>
+<nonce_str><![CDATA[5d2b6c2a8db53831f7eda20af46e531c]]></nonce_str>
+<openid><![CDATA[oUpF8uMEb4qRXf22hE3X68TekukE]]></openid>
+<out_trade_no><![CDATA[1409811653]]></out_trade_no>
+<result_code><![CDATA[SUCCESS]]></result_code>
+<return_code><![CDATA[SUCCESS]]></return_code>
+<sign><![CDATA[B552ED6B279343CB493C5DD0D78AB241]]></sign>
+<time_end><![CDATA[20261128131540]]></time_end>
+<total_fee>1</total_fee>
+<coupon_fee><![CDATA[10]]></coupon_fee>
+<coupon_count><![CDATA[1]]></coupon_count>
+<coupon_type><![CDATA[CASH]]></coupon_type>
+<coupon_id><![CDATA[10000]]></coupon_id>
+<trade_type><![CDATA[JSAPI]]></trade_type>
+<transaction_id><![CDATA[1004400740201409030005092168]]></transaction_id>
+</xml>"""
+
+
+def test_a_wechat_pay_notification() -> None:
+    body = parse_body(WECHAT_NOTIFY, "text/xml")
+    assert body["xml"]["return_code"] == "SUCCESS"
+    assert body["xml"]["total_fee"] == "1"
+    assert body["xml"]["transaction_id"] == "1004400740201409030005092168"
+
+
+def test_xml_structure() -> None:
+    xml = (
+        b'<order xmlns="urn:x" id="7"><item sku="a">1</item><item sku="b">2</item>'
+        b"<note/><p>t<b>x</b></p></order>"
+    )
+    assert parse_body(xml, "application/xml") == {
+        "order": {
+            "@id": "7",
+            "item": [{"@sku": "a", "#text": "1"}, {"@sku": "b", "#text": "2"}],
+            "note": None,
+            "p": {"b": "x", "#text": "t"},
+        }
+    }
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<lolz>&lol9;</lolz>"""
+
+EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
+<!DOCTYPE foo [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<foo>&xxe;</foo>"""
+
+
+@pytest.mark.parametrize(
+    "document", [BILLION_LAUGHS, EXTERNAL_ENTITY], ids=["entity-expansion", "external-entity"]
+)
+def test_hostile_xml_is_refused_fast(document: bytes) -> None:
+    started = time.perf_counter()
+    with pytest.raises(BadRequest, match="XML refused"):
+        parse_body(document, "application/xml")
+    assert time.perf_counter() - started < 0.1
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type", "charset", "expected"),
+    [
+        (b'{"a": 1}', "application/json", None, {"a": 1}),
+        (b'{"a": 1}', "application/vnd.github+json", "utf-8", {"a": 1}),
+        ('{"a": "é"}'.encode("latin-1"), "application/json", "iso-8859-1", {"a": "é"}),
+        (b"hello", "text/plain", None, "hello"),
+        (b"", "application/octet-stream", None, {}),
+        (b"<a>1</a>", "application/soap+xml", None, {"a": "1"}),
+    ],
+)
+def test_accepted_types(raw: bytes, content_type: str, charset: str | None, expected: Any) -> None:
+    assert parse_body(raw, content_type, charset) == expected
+
+
+def test_rejections_say_what_to_do() -> None:
+    with pytest.raises(
+        UnsupportedMediaType, match="application/json, application/x-www-form-urlencoded"
+    ):
+        parse_body(b"a,b", "text/csv")
+    with pytest.raises(BadRequest, match="line 1 column 7"):
+        parse_body(b'{"a": }', "application/json")
+    with pytest.raises(BadRequest, match="line 1, column"):
+        parse_body(b"<a><b></a>", "application/xml")
+    with pytest.raises(BadRequest, match="not valid utf-8"):
+        parse_body(b"\xff\xfe", "text/plain", "utf-8")
+    with pytest.raises(UnsupportedMediaType, match="unknown charset"):
+        parse_body(b"x", "text/plain", "klingon")
