@@ -18,7 +18,11 @@ DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 SCHEMA = Path(__file__).parent / "data" / "compose-spec.json"
 
-TEST_ENV = {"RABBITMQ_PASSWORD": "test-password", "HOOKFLOW_ADMIN_TOKEN": "test-token"}
+TEST_ENV = {
+    "RABBITMQ_PASSWORD": "test-password",
+    "HOOKFLOW_ADMIN_TOKEN": "test-token",
+    "HOOKFLOW_SECRET_KEY": "test-key",
+}
 HOOKFLOW_PORTS = {"gateway": 8080, "config-api": 8081, "executor": 8082}
 INFRA = ("rabbitmq", "mongodb")
 
