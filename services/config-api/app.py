@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+import structlog
 from aiohttp import web
 
 from hookflow.config_api.workflows import Workflows
@@ -26,6 +27,7 @@ from hookflow.shared.service import (
 from hookflow.shared.settings import ConfigApiSettings
 from hookflow.shared.storage import Storage
 
+log = structlog.get_logger("hookflow.config_api")
 WORKFLOWS = web.AppKey("workflows", Workflows)
 MAX_PAGE = 200
 PARSE_USAGE = (
@@ -66,6 +68,8 @@ def create_app(
     use_broker(app, settings, broker)
 
     box = SecretBox(settings.secret_key.get_secret_value()) if settings.secret_key else None
+    if box is None:
+        log.warning("HOOKFLOW_SECRET_KEY is not set: workflows with a signature cannot be saved")
 
     async def workflows(app: web.Application) -> None:
         app[WORKFLOWS] = Workflows(app[STORAGE], app[BROKER], settings.public_url, box)

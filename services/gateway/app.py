@@ -48,6 +48,8 @@ def create_app(
 
     async def triggers(app: web.Application) -> AsyncIterator[None]:
         box = SecretBox(settings.secret_key.get_secret_value()) if settings.secret_key else None
+        if box is None:
+            log.warning("HOOKFLOW_SECRET_KEY is not set: triggers with a signature are left out")
         cache = app[TRIGGERS] = TriggerCache(app[STORAGE], box)
         limiter = app[LIMITER] = RateLimiter(
             new_id(), heartbeat_interval=settings.heartbeat_interval
