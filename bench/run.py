@@ -6,9 +6,9 @@ The three services run as separate processes, as a platform team runs them (`hoo
 config-api`, `hookflow gateway`, `hookflow executor`), on the local RabbitMQ with SQLite storage,
 in a namespace of their own (`bench-<random>`, deleted at the end), with the gateway's default
 per-trigger rate limit lifted (`--keep-rate-limit` keeps it) so that what is measured is
-capacity, not the limiter's 429s. Next to them runs
-bench/bare.py, a bare aiohttp handler that reads the JSON body and answers `ok`: the ceiling of
-this machine for HTTP alone, measured in the same run.
+capacity, not the limiter's 429s. Next to them runs bench/bare.py, a bare aiohttp handler that
+reads the JSON body and answers `ok`: the ceiling of this machine for HTTP alone, measured in
+the same run.
 
 wrk (2 threads, `--latency`, bench/post.lua) POSTs the payload of /work/shared/PEERS.md:
 
@@ -544,7 +544,7 @@ class Bench:
 
     # --- set-up ---------------------------------------------------------------------------
 
-    async def wait_healthy(self, service: Service, ready: str = "") -> dict[str, Any]:
+    async def wait_healthy(self, service: Service) -> dict[str, Any]:
         deadline = time.monotonic() + HEALTH_TIMEOUT
         last = "no answer"
         while time.monotonic() < deadline:
@@ -560,7 +560,7 @@ class Bench:
             await asyncio.sleep(0.2)
         raise BenchError(
             f"{service.name}'s /healthz did not answer 200 within {HEALTH_TIMEOUT:g} s "
-            f"{ready}(last: {last}); its stderr:\n{service.stderr_tail()}"
+            f"(last: {last}); its stderr:\n{service.stderr_tail()}"
         )
 
     async def create_workflow(self, document: dict[str, Any]) -> dict[str, Any]:
@@ -609,8 +609,7 @@ class Bench:
                     )
             if target != "bare":
                 self.expected_records[target] += 1
-        base = 0
-        drain = await self.drain(base, 2, 0, await self.snapshot(with_executed=False))
+        drain = await self.drain(0, 2, 0, await self.snapshot(with_executed=False))
         if drain.recorded != 2:
             raise BenchError(f"the executor recorded {drain.recorded} of the 2 first runs")
 
@@ -880,7 +879,7 @@ def summarise(rounds: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, A
         entry["socket_errors_total"] = sum(sum(run["socket_errors"].values()) for run in runs)
         medians[scenario.name] = entry
     ratios = {
-        name: median([r["ratios"].get(name) for r in rounds])
+        name: median([r.get("ratios", {}).get(name) for r in rounds])
         for name in ("async/bare", "sync/bare")
     }
     return medians, ratios
@@ -951,7 +950,7 @@ def print_table(medians: dict[str, Any], ratios: dict[str, Any], rounds: int) ->
 # --- machine -----------------------------------------------------------------------------------
 
 
-def command_output(argv: list[str], timeout: float = 15) -> str | None:
+def command_output(argv: list[str], timeout: float = 15, *, any_status: bool = False) -> str | None:
     try:
         done = subprocess.run(  # noqa: S603 (fixed commands, no shell)
             argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False
@@ -959,7 +958,7 @@ def command_output(argv: list[str], timeout: float = 15) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     text = (done.stdout or done.stderr).strip()
-    return text if done.returncode == 0 and text else None
+    return text if (done.returncode == 0 or any_status) and text else None
 
 
 def machine_info(wrk: str, server_properties: dict[str, Any]) -> dict[str, Any]:
@@ -986,7 +985,8 @@ def machine_info(wrk: str, server_properties: dict[str, Any]) -> dict[str, Any]:
         "platform": platform.platform(),
         "rabbitmq_version": (command_output([rabbitmqctl, "version"]) if rabbitmqctl else None),
         "rabbitmq_server_properties_version": broker_version,
-        "wrk": (command_output([wrk, "-v"]) or "").splitlines()[0:1],
+        # `wrk -v` prints its version and usage, and exits 1.
+        "wrk": next(iter((command_output([wrk, "-v"], any_status=True) or "").splitlines()), None),
         "git_commit": command_output([git, "rev-parse", "--short", "HEAD"]) if git else None,
         "git_dirty": bool(command_output([git, "status", "--porcelain"])) if git else None,
         "packages": versions,
@@ -1104,15 +1104,19 @@ async def bench(args: argparse.Namespace, wrk: str, procs: Processes, state: dic
             await b.set_up_workflows()
             rounds: list[dict[str, Any]] = state["rounds"]
             for number in range(1, args.rounds + 1):
+                # Filled in as it goes, so that an interrupted run keeps what it measured.
                 figures: dict[str, dict[str, Any]] = {}
+                this_round: dict[str, Any] = {"round": number, "scenarios": figures}
+                rounds.append(this_round)
                 for scenario in SCENARIOS:
                     label = f"[round {number}/{args.rounds}]"
                     figures[scenario.name] = await b.scenario(scenario, label)
-                ratios = round_ratios(figures)
-                rounds.append({"round": number, "scenarios": figures, "ratios": ratios})
+                    this_round["ratios"] = round_ratios(figures)
                 print(
                     f"[round {number}/{args.rounds}] ratios: "
-                    + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items() if v is not None),
+                    + ", ".join(
+                        f"{k} {v:.2f}" for k, v in this_round["ratios"].items() if v is not None
+                    ),
                     flush=True,
                 )
             state["storage"] = await b.check_storage()
@@ -1152,7 +1156,7 @@ def write_results(state: dict[str, Any], args: argparse.Namespace, status: int) 
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     path.write_text(text)
     (RESULTS / "latest.json").write_text(text)
-    if rounds:
+    if medians:
         print_table(medians, ratios, len(rounds))
     return path
 
@@ -1184,9 +1188,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Hookflow's benchmark; see the module docstring of bench/run.py."
     )
-    parser.add_argument("--quick", action="store_true", help="3 s runs, one round (debugging)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
+    parser.add_argument(
+        "--quick", action="store_true", help="3 s runs, one round (unless given): for debugging"
+    )
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3)")
+    parser.add_argument("--duration", type=float, help="seconds per measured run (default 10)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up per run")
     parser.add_argument("--keep-data", action="store_true", help="keep the data dir and logs")
     parser.add_argument(
@@ -1195,8 +1201,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="keep the gateway's default per-trigger rate limit (lifted by default)",
     )
     args = parser.parse_args(argv)
-    if args.quick:
-        args.duration, args.rounds = 3.0, 1
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 3
+    if args.duration is None:
+        args.duration = 3.0 if args.quick else 10.0
     if args.rounds < 1 or args.duration <= 0 or args.warmup <= 0:
         parser.error("--rounds, --duration and --warmup must be positive")
     return args
