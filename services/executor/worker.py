@@ -7,6 +7,7 @@ import structlog
 from aiohttp import ClientSession
 
 from hookflow.executor.engine import Plan, compile_plan, execute
+from hookflow.shared.batching import Batcher
 from hookflow.shared.errors import BrokerUnavailable
 from hookflow.shared.messaging import Broker
 from hookflow.shared.models import ExecutionRecord, RunBatch, RunReply, RunRequest, now
@@ -29,6 +30,8 @@ class RunWorker:
         plan_cache_size: int = 1024,
     ) -> None:
         self._storage = storage
+        # Runs finishing together are recorded in one write (one transaction, one bulk write).
+        self._records = Batcher(storage.save_executions, max_batch=512, max_in_flight=2)
         self._broker = broker
         self._http = http
         self._plans: OrderedDict[tuple[str, int], Plan] = OrderedDict()
@@ -52,7 +55,7 @@ class RunWorker:
 
     async def _complete(self, run: RunRequest) -> None:
         record = await self._run(run)
-        await self._storage.save_executions([record])
+        await self._records.submit(record)
         self.executed += 1
         log.info(
             "execution finished",

@@ -62,6 +62,7 @@ class RabbitBroker(Broker):
         self._publish_timeout = publish_timeout
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
+        self._reply_channel: AbstractChannel | None = None
         self._runs_exchange: AbstractExchange | None = None
         self._events_exchange: AbstractExchange | None = None
 
@@ -79,6 +80,8 @@ class RabbitBroker(Broker):
             self._url, client_properties={"connection_name": "hookflow"}
         )
         self._channel = await self._connection.channel(publisher_confirms=True)
+        # Replies need no confirm: nothing durable rides on them (a lost one is a 504).
+        self._reply_channel = await self._connection.channel(publisher_confirms=False)
         self._runs_exchange, self._events_exchange = await self._declare(self._channel)
 
     async def _declare(self, channel: AbstractChannel) -> tuple[AbstractExchange, AbstractExchange]:
@@ -114,7 +117,7 @@ class RabbitBroker(Broker):
     async def close(self) -> None:
         if self._connection is not None:
             await self._connection.close()
-        self._connection = self._channel = None
+        self._connection = self._channel = self._reply_channel = None
 
     async def publish_runs(self, runs: Sequence[RunRequest]) -> None:
         if self._runs_exchange is None or not self.is_connected:
@@ -220,7 +223,7 @@ class RabbitBroker(Broker):
         return name
 
     async def publish_reply(self, reply_to: str, reply: RunReply) -> None:
-        if self._channel is None or not self.is_connected:
+        if self._reply_channel is None or not self.is_connected:
             raise BrokerUnavailable()
         message = aio_pika.Message(
             reply.model_dump_json().encode(),
@@ -230,7 +233,7 @@ class RabbitBroker(Broker):
         )
         try:
             # Not mandatory: when the caller's queue is gone, the broker drops the reply.
-            await self._channel.default_exchange.publish(
+            await self._reply_channel.default_exchange.publish(
                 message, routing_key=reply_to, mandatory=False, timeout=self._publish_timeout
             )
         except Exception as error:
