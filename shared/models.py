@@ -198,6 +198,12 @@ class RunReply(BaseModel):
     """The response node's answer; None when the workflow had none."""
 
 
+class RunReplies(BaseModel):
+    """What one reply message carries: the replies for one gateway that finished together."""
+
+    replies: list[RunReply]
+
+
 class ConfigEvent(BaseModel):
     """A change to a workflow, for the gateways' trigger caches. Carries no secrets."""
 

@@ -2,6 +2,7 @@
 
 import asyncio
 from collections import OrderedDict
+from functools import partial
 
 import structlog
 from aiohttp import ClientSession
@@ -33,6 +34,7 @@ class RunWorker:
         # Runs finishing together are recorded in one write (one transaction, one bulk write).
         self._records = Batcher(storage.save_executions, max_batch=512, max_in_flight=2)
         self._broker = broker
+        self._repliers: dict[str, Batcher[RunReply]] = {}
         self._http = http
         self._plans: OrderedDict[tuple[str, int], Plan] = OrderedDict()
         self._plan_cache_size = plan_cache_size
@@ -66,9 +68,20 @@ class RunWorker:
         if run.reply_to is not None and self._broker is not None:
             reply = RunReply(execution_id=record.id, status=record.status, response=record.response)
             try:
-                await self._broker.publish_reply(run.reply_to, reply)
+                await self._replier(run.reply_to).submit(reply)
             except BrokerUnavailable:
                 log.warning("sync reply not sent; the caller gets a 504")
+
+    def _replier(self, reply_to: str) -> Batcher[RunReply]:
+        """Replies to one gateway that finish together go in one message."""
+        replier = self._repliers.get(reply_to)
+        if replier is None:
+            assert self._broker is not None
+            replier = Batcher(partial(self._broker.publish_replies, reply_to), max_batch=256)
+            if len(self._repliers) >= 1024:  # gateways come and go: forget the oldest
+                del self._repliers[next(iter(self._repliers))]
+            self._repliers[reply_to] = replier
+        return replier
 
     async def _plan(self, run: RunRequest) -> Plan | None:
         cache_key = (run.workflow_id, run.version)

@@ -67,6 +67,6 @@ class Broker(ABC):
         connection dropped), so the caller can fail its pending calls instead of hanging."""
 
     @abstractmethod
-    async def publish_reply(self, reply_to: str, reply: RunReply) -> None:
-        """Sync mode, executor side: send a reply. A caller that is gone is not an error:
-        the reply is dropped."""
+    async def publish_replies(self, reply_to: str, replies: Sequence[RunReply]) -> None:
+        """Sync mode, executor side: send replies to one caller, in one message. A caller that
+        is gone is not an error: the replies are dropped."""

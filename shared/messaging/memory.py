@@ -25,6 +25,7 @@ from hookflow.shared.models import (
     ConfigEvent,
     GatewayHeartbeat,
     RunBatch,
+    RunReplies,
     RunReply,
     RunRequest,
 )
@@ -89,10 +90,12 @@ class MemoryBroker(Broker):
         self._reply_handlers[address] = handler
         return address
 
-    async def publish_reply(self, reply_to: str, reply: RunReply) -> None:
+    async def publish_replies(self, reply_to: str, replies: Sequence[RunReply]) -> None:
         handler = self._reply_handlers.get(reply_to)
         if handler is not None:
-            handler(RunReply.model_validate_json(reply.model_dump_json()))
+            body = RunReplies(replies=list(replies)).model_dump_json()
+            for reply in RunReplies.model_validate_json(body).replies:
+                handler(reply)
 
 
 class _MemorySubscription(Consumer):

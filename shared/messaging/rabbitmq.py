@@ -32,6 +32,7 @@ from hookflow.shared.models import (
     ConfigEvent,
     GatewayHeartbeat,
     RunBatch,
+    RunReplies,
     RunReply,
     RunRequest,
 )
@@ -206,11 +207,12 @@ class RabbitBroker(Broker):
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             try:
-                reply = RunReply.model_validate_json(message.body)
+                replies = RunReplies.model_validate_json(message.body).replies
             except ValidationError:
                 log.error("malformed reply dropped", body_bytes=len(message.body))
                 return
-            handler(reply)
+            for reply in replies:
+                handler(reply)
 
         await queue.consume(on_message, no_ack=True)
         if on_lost is not None:
@@ -222,13 +224,13 @@ class RabbitBroker(Broker):
             self._connection.reconnect_callbacks.add(on_reconnect)
         return name
 
-    async def publish_reply(self, reply_to: str, reply: RunReply) -> None:
+    async def publish_replies(self, reply_to: str, replies: Sequence[RunReply]) -> None:
         if self._reply_channel is None or not self.is_connected:
             raise BrokerUnavailable()
         message = aio_pika.Message(
-            reply.model_dump_json().encode(),
+            RunReplies(replies=list(replies)).model_dump_json().encode(),
             content_type="application/json",
-            correlation_id=reply.execution_id,
+            correlation_id=replies[0].execution_id,
             delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
         )
         try:
