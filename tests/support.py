@@ -145,7 +145,7 @@ def settings_for(
     )
 
 
-async def _start(app: web.Application) -> tuple[web.AppRunner, str]:
+async def start_app(app: web.Application) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -170,7 +170,7 @@ async def running_system(
             ("gateway", gateway_app),
         ):
             app = factory(settings, storage=storage, broker=broker)
-            runners[name], urls[name] = await _start(app)
+            runners[name], urls[name] = await start_app(app)
         async with aiohttp.ClientSession() as session:
             yield System(urls["gateway"], urls["config"], urls["executor"], session, runners)
     finally:

@@ -1,13 +1,13 @@
-"""Node types. A new type is one module here and one `register(...)` call in it (plus its
-import below); the engine and the config API's validation pick it up from the registry."""
+"""Node types. A new type is one module in this package with one `register(...)` call: every
+module here is imported below, and the engine and the config API's validation take the types
+from the registry."""
 
-from hookflow.executor.nodes import (  # noqa: F401  (importing registers the types)
-    calculation,
-    condition,
-    end,
-    request,
-    response,
-)
+import importlib
+import pkgutil
+
 from hookflow.executor.nodes.base import NODE_TYPES, NodeType, RunState, Step, register
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["NODE_TYPES", "NodeType", "RunState", "Step", "register"]
