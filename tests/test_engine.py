@@ -235,3 +235,11 @@ async def test_a_redelivered_batch_runs_each_webhook_once(tmp_path: Path) -> Non
         assert "version 9 not found" in (record.error or "")
     finally:
         await storage.close()
+
+
+@pytest.mark.parametrize(
+    "path", sorted(Path(__file__).parents[1].glob("examples/*.json")), ids=lambda p: p.name
+)
+def test_the_examples_are_valid_workflows(path: Path) -> None:
+    document = WorkflowDocument.model_validate_json(path.read_text())
+    assert validate_workflow(document) == []
