@@ -87,14 +87,7 @@ def create_app(
             on_lost=lambda: replies.fail_all("the connection to the broker was lost"),
         )
         app[WEBHOOK] = WebhookHandler(
-            app[TRIGGERS],
-            submitter,
-            max_body_bytes=settings.max_body_bytes,
-            replies=replies,
-            reply_to=reply_to,
-            limiter=app[LIMITER],
-            default_rate=settings.rate_limit,
-            default_burst=settings.rate_burst,
+            app[TRIGGERS], submitter, replies, reply_to, app[LIMITER], settings
         )
         yield
         await submitter.close()

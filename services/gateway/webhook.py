@@ -25,6 +25,7 @@ from hookflow.shared.errors import (
 from hookflow.shared.ids import new_id
 from hookflow.shared.models import RunReply, RunRequest, TriggerContext, now
 from hookflow.shared.querystring import parse_query
+from hookflow.shared.settings import GatewaySettings
 
 log = structlog.get_logger("hookflow.gateway")
 
@@ -71,22 +72,19 @@ class WebhookHandler:
         self,
         cache: TriggerCache,
         submitter: RunSubmitter,
-        *,
-        max_body_bytes: int,
         replies: PendingReplies,
         reply_to: str,
         limiter: RateLimiter,
-        default_rate: float,
-        default_burst: int,
+        settings: GatewaySettings,
     ) -> None:
-        self._limiter = limiter
-        self._default_rate = default_rate
-        self._default_burst = default_burst
         self._cache = cache
         self._submitter = submitter
-        self._max_body_bytes = max_body_bytes
         self._replies = replies
         self._reply_to = reply_to
+        self._limiter = limiter
+        self._max_body_bytes = settings.max_body_bytes
+        self._default_rate = settings.rate_limit
+        self._default_burst = settings.rate_burst
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         if request.method != "POST":
@@ -123,6 +121,9 @@ class WebhookHandler:
                 query=parse_query(request.query_string),
                 body=body,
             ),
+        )
+        structlog.contextvars.bind_contextvars(
+            execution_id=run.execution_id, workflow_id=run.workflow_id, request_id=run.request_id
         )
         if trigger.sync:
             return await self._call(trigger, run)
