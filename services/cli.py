@@ -53,9 +53,7 @@ async def _run_all() -> None:
     from hookflow.config_api.app import create_app as config_api_app
     from hookflow.executor.app import create_app as executor_app
     from hookflow.gateway.app import create_app as gateway_app
-    from hookflow.shared.messaging import Topology, open_broker
-    from hookflow.shared.service import serve
-    from hookflow.shared.storage import open_storage
+    from hookflow.shared.service import opened_broker, opened_storage, serve
 
     settings = _settings(RunSettings)
     token, generated = _kept(
@@ -64,66 +62,43 @@ async def _run_all() -> None:
     settings.admin_token = SecretStr(token)
     key, _ = _kept(settings.secret_key, settings.data_dir / "secret-key", new_key)
     settings.secret_key = SecretStr(key)
-    broker_url = settings.broker_url.get_secret_value() if settings.broker_url else None
-    mongodb_url = settings.mongodb_url.get_secret_value() if settings.mongodb_url else None
-    storage = open_storage(
-        mongodb_url, database=settings.mongodb_database, data_dir=settings.data_dir
-    )
-    broker = open_broker(
-        broker_url, Topology(settings.namespace), publish_timeout=settings.publish_timeout
-    )
-    await storage.open()
-    try:
-        await broker.connect()
-        try:
-            host = settings.bind
-            apps = [
-                (
-                    config_api_app(settings, storage=storage, broker=broker),
-                    host,
-                    settings.config_api_port,
-                ),
-                (
-                    executor_app(settings, storage=storage, broker=broker),
-                    host,
-                    settings.executor_port,
-                ),
-                (
-                    gateway_app(settings, storage=storage, broker=broker),
-                    host,
-                    settings.gateway_port,
-                ),
-            ]
+    async with (
+        opened_storage(settings) as storage,
+        opened_broker(settings, embedded=True) as broker,
+    ):
+        shared = {"storage": storage, "broker": broker}
+        host = settings.bind
+        apps = [
+            (config_api_app(settings, **shared), host, settings.config_api_port),
+            (executor_app(settings, **shared), host, settings.executor_port),
+            (gateway_app(settings, **shared), host, settings.gateway_port),
+        ]
+        await serve(
+            apps, ready=lambda: print(_banner(settings, token if generated else None), flush=True)
+        )
 
-            def ready() -> None:
-                where = (
-                    "MongoDB"
-                    if mongodb_url
-                    else f"SQLite in {settings.data_dir / 'hookflow.sqlite3'}"
-                )
-                bus = "RabbitMQ" if broker_url else "the in-process bus"
-                public = settings.public_url.rstrip("/")
-                lines = [
-                    f"Hookflow is running on {bus}, storing in {where}.",
-                    f"  gateway     {public}/api/webhook:trigger/<key>",
-                    f"  config API  http://{host}:{settings.config_api_port}/api/workflows",
-                    f"  executor    http://{host}:{settings.executor_port}/healthz",
-                ]
-                if generated:
-                    lines += [
-                        f"  admin token {token}",
-                        f"              (kept in {settings.data_dir / 'admin-token'}; "
-                        "set HOOKFLOW_ADMIN_TOKEN to choose your own)",
-                        f"  export HOOKFLOW_ADMIN_TOKEN={token}",
-                    ]
-                lines.append("Stop with Ctrl-C.")
-                print("\n".join(lines), flush=True)
 
-            await serve(apps, ready=ready)
-        finally:
-            await broker.close()
-    finally:
-        await storage.close()
+def _banner(settings: RunSettings, generated_token: str | None) -> str:
+    where = (
+        "MongoDB" if settings.mongodb_url else f"SQLite in {settings.data_dir / 'hookflow.sqlite3'}"
+    )
+    bus = "RabbitMQ" if settings.broker_url else "the in-process bus"
+    host = settings.bind
+    lines = [
+        f"Hookflow is running on {bus}, storing in {where}.",
+        f"  gateway     {settings.public_url.rstrip('/')}/api/webhook:trigger/<key>",
+        f"  config API  http://{host}:{settings.config_api_port}/api/workflows",
+        f"  executor    http://{host}:{settings.executor_port}/healthz",
+    ]
+    if generated_token is not None:
+        lines += [
+            f"  admin token {generated_token}",
+            f"              (kept in {settings.data_dir / 'admin-token'}; "
+            "set HOOKFLOW_ADMIN_TOKEN to choose your own)",
+            f"  export HOOKFLOW_ADMIN_TOKEN={generated_token}",
+        ]
+    lines.append("Stop with Ctrl-C.")
+    return "\n".join(lines)
 
 
 async def _run_one(service: str) -> None:

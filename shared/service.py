@@ -4,7 +4,8 @@ as cleanup contexts, the error-to-HTTP middleware, and serving several apps unti
 import asyncio
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import suppress
+from contextlib import asynccontextmanager, suppress
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import structlog
@@ -48,6 +49,56 @@ async def error_middleware(
         return json_response({"error": "internal error; see the service's log"}, status=500)
 
 
+@asynccontextmanager
+async def opened_storage(settings: CommonSettings) -> AsyncIterator[Storage]:
+    """The configured storage, open (MongoDB with HOOKFLOW_MONGODB_URL, else SQLite)."""
+    url = settings.mongodb_url.get_secret_value() if settings.mongodb_url else None
+    storage = open_storage(url, database=settings.mongodb_database, data_dir=settings.data_dir)
+    try:
+        await storage.open()
+    except Exception as error:
+        where = _without_password(url) if url else str(settings.data_dir)
+        raise SystemExit(
+            f"cannot open the storage at {where} ({error!r}); check HOOKFLOW_MONGODB_URL "
+            "or HOOKFLOW_DATA_DIR"
+        ) from error
+    try:
+        yield storage
+    finally:
+        await storage.close()
+
+
+@asynccontextmanager
+async def opened_broker(
+    settings: CommonSettings, *, embedded: bool = False
+) -> AsyncIterator[Broker]:
+    """The configured broker, connected: RabbitMQ with HOOKFLOW_BROKER_URL; without it, the
+    in-process bus when `embedded` (`hookflow run`), else an error saying what to set."""
+    url = settings.broker_url.get_secret_value() if settings.broker_url else None
+    if url is None and not embedded:
+        raise SystemExit(
+            "HOOKFLOW_BROKER_URL is not set: a service on its own needs RabbitMQ "
+            "(amqp://user:password@host:5672/); `hookflow run` works without it."
+        )
+    broker = open_broker(
+        url,
+        Topology(settings.namespace),
+        publish_timeout=settings.publish_timeout,
+        retry_backoff=settings.retry_backoff,
+    )
+    try:
+        await broker.connect()
+    except Exception as error:
+        raise SystemExit(
+            f"cannot reach RabbitMQ at {_without_password(url or '')} ({error!r}); is it "
+            "running, and is HOOKFLOW_BROKER_URL right?"
+        ) from error
+    try:
+        yield broker
+    finally:
+        await broker.close()
+
+
 def use_storage(
     app: web.Application, settings: CommonSettings, storage: Storage | None = None
 ) -> None:
@@ -59,24 +110,15 @@ def use_storage(
             app[STORAGE] = storage
             yield
             return
-        url = settings.mongodb_url.get_secret_value() if settings.mongodb_url else None
-        owned = open_storage(url, database=settings.mongodb_database, data_dir=settings.data_dir)
-        await owned.open()
-        app[STORAGE] = owned
-        try:
+        async with opened_storage(settings) as owned:
+            app[STORAGE] = owned
             yield
-        finally:
-            await owned.close()
 
     app.cleanup_ctx.append(context)
 
 
 def use_broker(
-    app: web.Application,
-    settings: CommonSettings,
-    broker: Broker | None = None,
-    *,
-    publish_timeout: float = 5.0,
+    app: web.Application, settings: CommonSettings, broker: Broker | None = None
 ) -> None:
     """Put a Broker on the app: the given one, or a RabbitMQ connection owned by the app."""
 
@@ -85,24 +127,19 @@ def use_broker(
             app[BROKER] = broker
             yield
             return
-        if settings.broker_url is None:
-            raise SystemExit(
-                "HOOKFLOW_BROKER_URL is not set: a service on its own needs RabbitMQ "
-                "(amqp://user:password@host:5672/); `hookflow run` works without it."
-            )
-        owned = open_broker(
-            settings.broker_url.get_secret_value(),
-            Topology(settings.namespace),
-            publish_timeout=publish_timeout,
-        )
-        await owned.connect()
-        app[BROKER] = owned
-        try:
+        async with opened_broker(settings) as owned:
+            app[BROKER] = owned
             yield
-        finally:
-            await owned.close()
 
     app.cleanup_ctx.append(context)
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 async def serve(

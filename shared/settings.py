@@ -22,6 +22,8 @@ class CommonSettings(BaseSettings):
     """Prefix of every queue and exchange name, so several installations can share a broker."""
     secret_key: SecretStr | None = None
     """Fernet key(s) encrypting signing secrets at rest; comma-separated, the first encrypts."""
+    publish_timeout: float = 5.0
+    """Seconds to wait for the broker's confirm (a webhook then gets 503)."""
     retry_backoff: float = 0.5
     """Seconds before a failed delivery is handed back to the queue, doubling each time."""
     bind: str = "127.0.0.1"
@@ -34,8 +36,6 @@ class GatewaySettings(CommonSettings):
     gateway_port: int = 8080
     max_body_bytes: int = 1024 * 1024
     """Default body limit of a trigger (413 above it); a trigger may set its own."""
-    publish_timeout: float = 5.0
-    """Seconds to wait for the broker's confirm before answering 503."""
     max_batch: int = 256
     """Most webhook runs carried by one broker message."""
     rate_limit: float = 1000.0

@@ -44,7 +44,7 @@ def create_app(
     # The body is read by the handler against each trigger's own limit.
     app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024 * 1024)
     use_storage(app, settings, storage)
-    use_broker(app, settings, broker, publish_timeout=settings.publish_timeout)
+    use_broker(app, settings, broker)
 
     async def triggers(app: web.Application) -> AsyncIterator[None]:
         box = SecretBox(settings.secret_key.get_secret_value()) if settings.secret_key else None
