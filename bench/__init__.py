@@ -1,0 +1,1 @@
+"""Hookflow's benchmark (`make bench`, that is `python bench/run.py`); see bench/run.py."""
