@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+from cryptography.fernet import Fernet
 
 from bench.common import BENCH, ROOT, UNLIMITED, BenchError
 from bench.cpu import cpu_seconds
@@ -132,6 +133,7 @@ def service_env(
         "HOOKFLOW_DATA_DIR": str(data_dir),
         "HOOKFLOW_NAMESPACE": namespace,
         "HOOKFLOW_ADMIN_TOKEN": token,
+        "HOOKFLOW_SECRET_KEY": Fernet.generate_key().decode(),
         "HOOKFLOW_GATEWAY_PORT": str(ports["gateway"]),
         "HOOKFLOW_CONFIG_API_PORT": str(ports["config-api"]),
         "HOOKFLOW_EXECUTOR_PORT": str(ports["executor"]),
