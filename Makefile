@@ -26,6 +26,11 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@rm -rf build/typecheck && mkdir -p build/typecheck/hookflow
+	@ln -s ../../../services/__init__.py ../../../services/cli.py build/typecheck/hookflow/
+	@ln -s ../../../services/gateway ../../../services/executor ../../../shared build/typecheck/hookflow/
+	@ln -s ../../../services/config-api build/typecheck/hookflow/config_api
+	MYPYPATH=build/typecheck $(BIN)/mypy -p hookflow
 
 format: install
 	$(BIN)/ruff check --fix .

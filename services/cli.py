@@ -66,12 +66,14 @@ async def _run_all() -> None:
         opened_storage(settings) as storage,
         opened_broker(settings, embedded=True) as broker,
     ):
-        shared = {"storage": storage, "broker": broker}
         host = settings.bind
         apps = [
-            (config_api_app(settings, **shared), host, settings.config_api_port),
-            (executor_app(settings, **shared), host, settings.executor_port),
-            (gateway_app(settings, **shared), host, settings.gateway_port),
+            (factory(settings, storage=storage, broker=broker), host, port)
+            for factory, port in (
+                (config_api_app, settings.config_api_port),
+                (executor_app, settings.executor_port),
+                (gateway_app, settings.gateway_port),
+            )
         ]
         await serve(
             apps, ready=lambda: print(_banner(settings, token if generated else None), flush=True)

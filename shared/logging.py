@@ -6,6 +6,7 @@ structlog.contextvars, so one grep follows a webhook from the gateway to the exe
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
@@ -16,7 +17,7 @@ from hookflow.shared.settings import CommonSettings
 _SECRET_KEYS = frozenset({"authorization", "password", "secret", "token", "admin_token"})
 
 
-def _drop_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _drop_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Last line of defence: a field named like a secret never reaches the output."""
     for key in _SECRET_KEYS.intersection(event):
         event[key] = "[redacted]"

@@ -1,7 +1,7 @@
 """Creating, changing and deleting workflows: validation, versions, keys, change events."""
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from pydantic import ValidationError
@@ -189,10 +189,12 @@ class Workflows:
             signature.secret = None
         return generated
 
-    async def _announce(self, kind: str, workflow: StoredWorkflow) -> None:
+    async def _announce(
+        self, kind: Literal["created", "updated", "deleted"], workflow: StoredWorkflow
+    ) -> None:
         event = ConfigEvent(
             type=kind, workflow_id=workflow.id, key=workflow.key, version=workflow.version
-        )  # type: ignore[arg-type]
+        )
         try:
             await self._broker.publish_event(event)
         except BrokerUnavailable:
