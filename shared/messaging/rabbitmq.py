@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import os
 import secrets
 from collections.abc import Callable, Sequence
 
@@ -78,7 +79,10 @@ class RabbitBroker(Broker):
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(
-            self._url, client_properties={"connection_name": "hookflow"}
+            self._url,
+            client_properties={
+                "connection_name": f"hookflow {self._topology.namespace} {os.getpid()}"
+            },
         )
         self._channel = await self._connection.channel(publisher_confirms=True)
         # Replies need no confirm: nothing durable rides on them (a lost one is a 504).
