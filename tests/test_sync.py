@@ -49,7 +49,10 @@ async def upstream() -> AsyncIterator[dict[str, Any]]:
             {"ok": True, "got": body.decode(), "sku": request.query.get("sku")}
         )
 
+    slow_calls: list[float] = []
+
     async def slow(request: web.Request) -> web.Response:
+        slow_calls.append(time.monotonic())
         await asyncio.sleep(float(request.query.get("s", "1")))
         return web.json_response({"slept": True})
 
@@ -65,7 +68,7 @@ async def upstream() -> AsyncIterator[dict[str, Any]]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield {"url": f"http://127.0.0.1:{port}", "seen": seen}
+    yield {"url": f"http://127.0.0.1:{port}", "seen": seen, "slow_calls": slow_calls}
     await runner.cleanup()
 
 
