@@ -106,12 +106,13 @@ class WebhookHandler:
         if trigger.verifier is not None:
             trigger.verifier.verify(request.headers, raw)
         body = parse_body(raw, request.content_type if raw else "", request.charset)
+        execution_id = new_id()
         run = RunRequest(
-            execution_id=new_id(),
+            execution_id=execution_id,
             workflow_id=trigger.workflow_id,
             version=trigger.version,
             received_at=now(),
-            request_id=_request_id(request),
+            request_id=request.headers.get("X-Request-Id", "")[:128] or execution_id,
             context=TriggerContext(
                 headers={
                     name: request.headers[name]
@@ -173,13 +174,6 @@ class WebhookHandler:
                 raise PayloadTooLarge(f"body is over this trigger's limit of {limit} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
-
-
-def _request_id(request: web.Request) -> str:
-    given = request.headers.get("X-Request-Id", "")
-    if 0 < len(given) <= 128 and given.isprintable():
-        return given
-    return new_id()
 
 
 def _sync_answer(reply: RunReply) -> web.Response:
