@@ -225,6 +225,7 @@ async def test_calculation_and_templates_carry_values_between_nodes(system: Syst
                             "total": "{{$jobsMapByNodeKey.total}}",
                             "big": "{{$jobsMapByNodeKey.big}}",
                             "text": "total={{$jobsMapByNodeKey.total}} at {{$system.now}}",
+                            "id": "{{$system.executionId}}",
                             "missing": "{{$context.body.nope}}",
                         },
                     },
@@ -241,6 +242,7 @@ async def test_calculation_and_templates_carry_values_between_nodes(system: Syst
     assert answer["big"] is True
     assert answer["text"].startswith("total=151.5 at 20")
     assert answer["missing"] is None
+    assert answer["id"] == response.headers["X-Hookflow-Execution-Id"]
 
 
 async def test_the_request_node_calls_a_real_server(

@@ -77,7 +77,11 @@ async def execute(
     started = started or now()
     context = run.context.model_dump()
     state = RunState(
-        {"$context": context, "$jobsMapByNodeKey": {}, "$system": {"now": started.isoformat()}},
+        {
+            "$context": context,
+            "$jobsMapByNodeKey": {},
+            "$system": {"now": started.isoformat(), "executionId": run.execution_id},
+        },
         http=http,
     )
     current = _Run(state, [])
