@@ -2,6 +2,7 @@
 for a while, and a flood of unknown keys never reaches the database."""
 
 import asyncio
+import base64
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,10 @@ from typing import Any
 import pytest
 
 from hookflow.executor.worker import RunWorker
+from hookflow.gateway.triggers import TriggerCache
 from hookflow.shared.messaging import Topology, open_broker
 from hookflow.shared.models import ExecutionRecord, RunBatch
+from hookflow.shared.secrets import hash_password
 from hookflow.shared.storage.sqlite import SqliteStorage
 from tests.support import payment_workflow, running_system, settings_for, wait_for, webhook_url
 from tests.test_engine import run_of, stored
@@ -104,4 +107,40 @@ async def test_unknown_keys_cost_no_database_read(
             assert storage.reads[reads_before:] == []
     finally:
         await bus.close()
+        await storage.close()
+
+
+async def test_a_reload_keeps_unchanged_triggers_and_their_verified_credentials(
+    tmp_path: Path,
+) -> None:
+
+    storage = SqliteStorage(tmp_path / "db.sqlite3")
+    await storage.open()
+    try:
+        workflow = stored(
+            {
+                "title": "basic",
+                "trigger": {"basicAuth": {"username": "u", "passwordHash": hash_password("p")}},
+            }
+        )
+        await storage.insert_workflow(workflow)
+        cache = TriggerCache(storage)
+        await cache.load()
+        trigger = cache.get(workflow.key)
+        assert trigger is not None
+        header = "Basic " + base64.b64encode(b"u:p").decode()
+        assert await trigger.authorized(header, cache.hashing)
+        await cache.load()  # the periodic reload
+        assert cache.get(workflow.key) is trigger, "unchanged: the same trigger, its cache kept"
+        assert (
+            await trigger.authorized(
+                "Basic " + base64.b64encode(b"u:wrong").decode(), cache.hashing
+            )
+            is False
+        )
+        changed = workflow.model_copy(update={"version": 2})
+        await storage.replace_workflow(changed)
+        await cache.load()
+        assert cache.get(workflow.key) is not trigger
+    finally:
         await storage.close()

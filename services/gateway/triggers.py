@@ -160,7 +160,14 @@ class TriggerCache:
         while True:
             page = await self._storage.list_workflows(limit=500, cursor=cursor)
             for workflow in page.items:
-                if workflow.document.enabled and (trigger := self._trigger(workflow)):
+                if not workflow.document.enabled:
+                    continue
+                # An unchanged trigger is kept as it is: no decryption, and the Basic-auth
+                # credentials it has verified stay remembered.
+                known = self._by_key.get(workflow.key)
+                if known is not None and known.version == workflow.version:
+                    by_key[workflow.key] = known
+                elif trigger := self._trigger(workflow):
                     by_key[workflow.key] = trigger
             if page.next_cursor is None:
                 break
