@@ -54,7 +54,3 @@ class BrokerUnavailable(HookflowError):
 
     def __init__(self, message: str = "the message broker is not accepting messages") -> None:
         super().__init__(message)
-
-
-class StorageUnavailable(HookflowError):
-    status = 503
