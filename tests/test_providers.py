@@ -236,7 +236,7 @@ def standard_webhooks_headers(secret: str, message_id: str, body: bytes) -> dict
 
 
 async def test_a_generated_standard_webhooks_secret_is_shown_once_and_rotates(
-    system: System, data_dir: Path
+    system: System, data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     created = await system.create(
         {"title": "SW", "trigger": {"signature": {"scheme": "standardWebhooks"}}}
@@ -276,11 +276,15 @@ async def test_a_generated_standard_webhooks_secret_is_shown_once_and_rotates(
 
     # At rest: neither secret nor any password is in the database file in clear.
     raw = b"".join(path.read_bytes() for path in data_dir.glob("hookflow.sqlite3*"))
+    logged = capsys.readouterr()
     for clear in (secret, new_secret, secret.removeprefix("whsec_")):
         assert clear.encode() not in raw
+        assert clear not in logged.out + logged.err
 
 
-async def test_basic_auth_passwords_are_kept_only_as_hashes(system: System, data_dir: Path) -> None:
+async def test_basic_auth_passwords_are_kept_only_as_hashes(
+    system: System, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     workflow = await system.create(
         {
             "title": "basic",
@@ -309,6 +313,10 @@ async def test_basic_auth_passwords_are_kept_only_as_hashes(system: System, data
         stored = " ".join(row[0] for row in db.execute("SELECT doc FROM workflow_versions"))
     assert "correct horse" not in stored
     assert "scrypt$" in stored
+    logged = capsys.readouterr()
+    assert "execution finished" in logged.out + logged.err  # the services did log
+    assert "correct horse" not in logged.out + logged.err
+    assert auth["Authorization"] not in logged.out + logged.err
 
 
 async def test_rate_limits_answer_429_and_queue_nothing(system: System) -> None:
