@@ -22,6 +22,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from hookflow.shared.messaging import Topology
+from tests.support import System, running_system, settings_for
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -154,3 +155,18 @@ async def drop_database(url: str, database: str) -> None:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture
+async def system(rabbitmq: str, data_dir: Path, namespace: str) -> AsyncIterator[System]:
+    """The three services on a real RabbitMQ, storing in SQLite (test_e2e.py has the same on
+    MongoDB)."""
+    settings = settings_for(
+        broker_url=rabbitmq,
+        mongodb=None,
+        data_dir=data_dir,
+        namespace=namespace,
+        shutdown_grace_sync=0.2,
+    )
+    async with running_system(settings) as running:
+        yield running

@@ -5,25 +5,14 @@ accepted run is recorded."""
 import asyncio
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from tests.support import System, running_system, settings_for, wait_for, webhook_url
+from tests.support import System, wait_for, webhook_url
 
 pytestmark = pytest.mark.skipif(
     shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl to close connections"
 )
-
-
-@pytest.fixture
-async def system(rabbitmq: str, data_dir: Path, namespace: str) -> AsyncIterator[System]:
-    settings = settings_for(
-        broker_url=rabbitmq, mongodb=None, data_dir=data_dir, namespace=namespace
-    )
-    async with running_system(settings) as running:
-        yield running
 
 
 def close_connections(namespace: str) -> int:

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -15,20 +14,11 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.support import System, running_system, settings_for, wait_for, webhook_url
+from tests.support import System, wait_for, webhook_url
 from tests.test_bodies import ALIPAY_NOTIFY, BILLION_LAUGHS, EXTERNAL_ENTITY, WECHAT_NOTIFY
 from tests.test_signatures import GH_BODY, GH_SECRET, GH_SIGNATURE, stripe_header
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
-
-
-@pytest.fixture
-async def system(rabbitmq: str, data_dir: Path, namespace: str) -> AsyncIterator[System]:
-    settings = settings_for(
-        broker_url=rabbitmq, mongodb=None, data_dir=data_dir, namespace=namespace
-    )
-    async with running_system(settings) as running:
-        yield running
 
 
 async def executions(system: System, workflow: dict[str, Any]) -> list[dict[str, Any]]:

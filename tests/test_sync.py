@@ -4,29 +4,15 @@ config API answers a real POST with what its nodes computed."""
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from aiohttp import web
 
-from tests.support import System, running_system, settings_for, webhook_url
+from tests.support import System, webhook_url
 
 JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture
-async def system(rabbitmq: str, data_dir: Path, namespace: str) -> AsyncIterator[System]:
-    settings = settings_for(
-        broker_url=rabbitmq,
-        mongodb=None,
-        data_dir=data_dir,
-        namespace=namespace,
-        shutdown_grace_sync=0.2,
-    )
-    async with running_system(settings) as running:
-        yield running
 
 
 @pytest.fixture
