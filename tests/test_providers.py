@@ -390,3 +390,41 @@ async def test_hostile_xml_is_refused_fast_and_queues_nothing(system: System) ->
         assert time.monotonic() - started < 0.5
     await asyncio.sleep(0.3)
     assert await executions(system, workflow) == []
+
+
+async def test_a_generic_hmac_with_a_timestamp(system: System) -> None:
+    signature = {
+        "scheme": "hmac",
+        "secret": "shared-secret",
+        "header": "X-Signature",
+        "algorithm": "sha512",
+        "encoding": "base64",
+        "timestampHeader": "X-Timestamp",
+        "tolerance": 60,
+    }
+    workflow = await system.create({"title": "hmac", "trigger": {"signature": signature}})
+    url = webhook_url(system, workflow)
+    body = b'{"event": "refund.created", "amount": 5}'
+
+    def signed(timestamp: int, payload: bytes = body) -> dict[str, str]:
+        digest = hmac.digest(b"shared-secret", f"{timestamp}.".encode() + payload, "sha512")
+        return {
+            "Content-Type": "application/json",
+            "X-Timestamp": str(timestamp),
+            "X-Signature": base64.b64encode(digest).decode(),
+        }
+
+    now = int(time.time())
+    response, _ = await system.post(url, data=body, headers=signed(now))
+    assert response.status == 200
+    execution = await system.execution(response.headers["X-Hookflow-Execution-Id"])
+    assert execution["context"]["body"] == {"event": "refund.created", "amount": 5}
+    for headers, reason in [
+        (signed(now - 120), b"tolerance 60 s"),
+        ({**signed(now), "X-Timestamp": str(now + 1)}, b"does not match"),
+        ({k: v for k, v in signed(now).items() if k != "X-Signature"}, b"missing X-Signature"),
+    ]:
+        refused, text = await system.post(url, data=body, headers=headers)
+        assert refused.status == 401
+        assert reason in text
+    await settled(system, workflow, 1)
