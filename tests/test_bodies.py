@@ -226,6 +226,16 @@ def test_accepted_types(raw: bytes, content_type: str, charset: str | None, expe
     assert parse_body(raw, content_type, charset) == expected
 
 
+def test_xml_in_other_encodings() -> None:
+    declared = '<?xml version="1.0" encoding="GBK"?><xml><subject>测试订单</subject></xml>'
+    assert parse_body(declared.encode("gbk"), "text/xml") == {"xml": {"subject": "测试订单"}}
+    undeclared = "<xml><subject>测试订单</subject></xml>".encode("gb18030")
+    assert parse_body(undeclared, "text/xml", "gb18030") == {"xml": {"subject": "测试订单"}}
+    assert parse_body("<a>é</a>".encode("utf-16"), "application/xml") == {"a": "é"}
+    with pytest.raises(UnsupportedMediaType, match="unknown charset 'klingon'"):
+        parse_body(b'<?xml version="1.0" encoding="klingon"?><a/>', "application/xml")
+
+
 def test_rejections_say_what_to_do() -> None:
     with pytest.raises(
         UnsupportedMediaType, match="application/json, application/x-www-form-urlencoded"
