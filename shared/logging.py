@@ -34,7 +34,8 @@ def configure_logging(settings: CommonSettings) -> None:
         renderer = structlog.processors.JSONRenderer(serializer=orjson.dumps)
         factory: Any = structlog.BytesLoggerFactory(sys.stderr.buffer)
     else:
-        renderer = structlog.dev.ConsoleRenderer()
+        # Plain tracebacks: a rich one shows local variables, and they may hold secrets.
+        renderer = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
         factory = structlog.PrintLoggerFactory(sys.stderr)
     structlog.configure(
         processors=[

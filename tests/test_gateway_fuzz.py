@@ -90,3 +90,58 @@ def test_no_request_makes_the_gateway_fail(
 
     status = asyncio.get_event_loop().run_until_complete(call())
     assert status in (200, 400, 401, 413, 415), (status, content_type, body[:50])
+
+
+WORDS = [
+    "paid", "{{$context.body.x}}", "{{$jobsMapByNodeKey.a}}", "{{$nope}}", "1 +",
+    "context.body.a == 1", "equal", "and", "response", "condition", "end", "{{",
+]  # fmt: skip
+KEYS = [
+    "key", "type", "config", "branches", "true", "false", "calculation", "group",
+    "calculations", "calculator", "operands", "expression", "engine", "statusCode", "body",
+    "headers", "url", "trigger", "nodes", "title", "x",
+]  # fmt: skip
+json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 1000),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(WORDS),
+)
+json_values = st.recursive(
+    json_leaf,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(KEYS), children, max_size=4)
+    ),
+    max_leaves=25,
+)
+node_types = st.sampled_from(["condition", "calculation", "request", "response", "end", "nope"])
+nodes = st.lists(
+    st.fixed_dictionaries(
+        {"key": st.sampled_from(["a", "b", "c"]), "type": node_types},
+        optional={"config": json_values, "branches": json_values},
+    ),
+    max_size=3,
+)
+documents = st.fixed_dictionaries(
+    {"title": st.sampled_from(["t", ""])},
+    optional={"sync": st.booleans(), "nodes": nodes, "trigger": json_values},
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(document=st.one_of(documents, json_values))
+def test_no_document_makes_the_config_api_fail(
+    embedded: tuple[System, dict[str, object]], document: object
+) -> None:
+    system, _ = embedded
+
+    async def call() -> int:
+        status, _ = await system.api("POST", "/api/workflows", document)
+        return status
+
+    status = asyncio.get_event_loop().run_until_complete(call())
+    assert status in (201, 400, 422), (status, document)

@@ -205,9 +205,11 @@ class Workflows:
         log.info("workflow " + kind, workflow_id=workflow.id, version=workflow.version)
 
 
-def _writable(payload: dict[str, Any]) -> dict[str, Any]:
+def _writable(payload: Any) -> Any:
     """Drop the read-only fields an admin may send back from a GET (id, version, URL...), and
     the stored forms of secrets, which are never taken from a client."""
+    if not isinstance(payload, dict):
+        return payload  # _validate says what is wrong with it
     writable = {key: value for key, value in payload.items() if key not in READ_ONLY}
     trigger = writable.get("trigger")
     if isinstance(trigger, dict):
