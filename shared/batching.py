@@ -33,9 +33,7 @@ class Batcher[T]:
         await future
 
     def _start(self) -> None:
-        batch = self._waiting[: self._max_batch]
-        del self._waiting[: self._max_batch]
-        task = asyncio.create_task(self._run(batch))
+        task = asyncio.create_task(self._run())
         self._in_flight.add(task)
         task.add_done_callback(self._done)
 
@@ -44,7 +42,14 @@ class Batcher[T]:
         if self._waiting and len(self._in_flight) < self._max_in_flight:
             self._start()
 
-    async def _run(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+    async def _run(self) -> None:
+        # A flush takes what is waiting when it starts, one turn of the event loop after it
+        # was scheduled: the items made in the same turn go together even when flushes are
+        # quick (a publish without confirm) and so rarely in flight.
+        batch = self._waiting[: self._max_batch]
+        del self._waiting[: self._max_batch]
+        if not batch:
+            return
         error: BaseException | None = None
         try:
             await self._flush([item for item, _ in batch])
