@@ -124,8 +124,13 @@ async def _run_one(service: str) -> None:
 
 
 async def _mongo(host: str, port: int, data: Path | None) -> None:
-    from mongoeco.engines.sqlite import SQLiteEngine
-    from mongoeco.wire import AsyncMongoEcoProxyServer
+    try:
+        from mongoeco.engines.sqlite import SQLiteEngine
+        from mongoeco.wire import AsyncMongoEcoProxyServer
+    except ImportError:
+        raise SystemExit(
+            "hookflow mongo needs mongoeco, a development dependency: pip install 'hookflow[dev]'"
+        ) from None
 
     engine = SQLiteEngine(str(data)) if data else None
     async with AsyncMongoEcoProxyServer(host=host, port=port, engine=engine) as server:
