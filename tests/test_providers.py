@@ -428,3 +428,16 @@ async def test_a_generic_hmac_with_a_timestamp(system: System) -> None:
         assert refused.status == 401
         assert reason in text
     await settled(system, workflow, 1)
+
+
+async def test_changing_the_signature_scheme_makes_a_new_secret(system: System) -> None:
+    created = await system.create({"title": "s", "trigger": {"signature": {"scheme": "github"}}})
+    patch = {"trigger": {"signature": {"scheme": "standardWebhooks"}}}
+    code, changed = await system.api("PATCH", f"/api/workflows/{created['id']}", patch)
+    assert code == 200
+    assert changed["trigger"]["signature"]["secret"].startswith("whsec_")
+    stripe = {"trigger": {"signature": {"scheme": "stripe"}}}
+    code, body = await system.api("PATCH", f"/api/workflows/{created['id']}", stripe)
+    assert code == 422 and body["details"][0]["path"] == "trigger.signature.secret"
+    code, same = await system.api("PATCH", f"/api/workflows/{created['id']}", {"title": "t"})
+    assert code == 200 and "secret" not in same["trigger"]["signature"]

@@ -170,8 +170,10 @@ class Workflows:
         if signature is None:
             return None
         generated = None
+        previous_signature = current.trigger.signature if current else None
+        if previous_signature is not None and previous_signature.scheme != signature.scheme:
+            signature.encryptedSecret = None  # another scheme's secret is no use to this one
         if signature.secret is None and signature.encryptedSecret is None:
-            previous_signature = current.trigger.signature if current else None
             if previous_signature is not None and previous_signature.scheme == signature.scheme:
                 signature.encryptedSecret = previous_signature.encryptedSecret
             elif signature.scheme == "stripe":
