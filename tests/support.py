@@ -24,6 +24,12 @@ TOKEN = "test-admin-token"
 SECRET_KEY = new_key()
 
 
+def status_is_paid() -> dict[str, Any]:
+    """A basic condition's config: the body's status equals "paid"."""
+    comparison = {"calculator": "equal", "operands": ["{{$context.body.status}}", "paid"]}
+    return {"calculation": {"group": {"type": "and", "calculations": [comparison]}}}
+
+
 def payment_workflow(**changes: Any) -> dict[str, Any]:
     """The seed's payment callback, in async mode: a condition on the body's status."""
     workflow: dict[str, Any] = {
@@ -39,19 +45,7 @@ def payment_workflow(**changes: Any) -> dict[str, Any]:
             {
                 "key": "paid",
                 "type": "condition",
-                "config": {
-                    "calculation": {
-                        "group": {
-                            "type": "and",
-                            "calculations": [
-                                {
-                                    "calculator": "equal",
-                                    "operands": ["{{$context.body.status}}", "paid"],
-                                }
-                            ],
-                        }
-                    }
-                },
+                "config": status_is_paid(),
                 "branches": {
                     "false": [{"key": "unpaid", "type": "end", "config": {"endStatus": "failed"}}]
                 },

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from tests.support import System, webhook_url
+from tests.support import System, status_is_paid, webhook_url
 
 JSON = {"Content-Type": "application/json"}
 
@@ -70,21 +70,7 @@ def seed_example() -> dict[str, Any]:
             {
                 "key": "paid",
                 "type": "condition",
-                "config": {
-                    "engine": "basic",
-                    "rejectOnFalse": False,
-                    "calculation": {
-                        "group": {
-                            "type": "and",
-                            "calculations": [
-                                {
-                                    "calculator": "equal",
-                                    "operands": ["{{$context.body.status}}", "paid"],
-                                }
-                            ],
-                        }
-                    },
-                },
+                "config": {"engine": "basic", "rejectOnFalse": False, **status_is_paid()},
                 "branches": {
                     "true": [
                         {
