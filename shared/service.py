@@ -13,6 +13,7 @@ from aiohttp import web
 
 from hookflow.shared.errors import HookflowError
 from hookflow.shared.messaging import Broker, Topology, open_broker
+from hookflow.shared.secrets import SecretBox
 from hookflow.shared.settings import CommonSettings
 from hookflow.shared.storage import Storage, open_storage
 
@@ -47,6 +48,18 @@ async def error_middleware(
     except Exception:
         log.exception("unhandled error", path=request.path, method=request.method)
         return json_response({"error": "internal error; see the service's log"}, status=500)
+
+
+def secret_box(settings: CommonSettings, *, without: str) -> SecretBox | None:
+    """The box for signing secrets, from HOOKFLOW_SECRET_KEY; without a key, None and a
+    warning saying what cannot be done (`without`)."""
+    if settings.secret_key is None:
+        log.warning(f"HOOKFLOW_SECRET_KEY is not set: {without}")
+        return None
+    try:
+        return SecretBox(settings.secret_key.get_secret_value())
+    except ValueError as error:
+        raise SystemExit(str(error)) from error
 
 
 @asynccontextmanager

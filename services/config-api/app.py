@@ -6,7 +6,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-import structlog
 from aiohttp import web
 
 from hookflow.config_api.workflows import Workflows
@@ -15,19 +14,18 @@ from hookflow.shared.errors import BadRequest, NotFound, Unauthorized
 from hookflow.shared.messaging import Broker
 from hookflow.shared.models import ExecutionRecord, StoredWorkflow
 from hookflow.shared.querystring import parse_query
-from hookflow.shared.secrets import SecretBox
 from hookflow.shared.service import (
     BROKER,
     STORAGE,
     error_middleware,
     json_response,
+    secret_box,
     use_broker,
     use_storage,
 )
 from hookflow.shared.settings import ConfigApiSettings
 from hookflow.shared.storage import Storage
 
-log = structlog.get_logger("hookflow.config_api")
 WORKFLOWS = web.AppKey("workflows", Workflows)
 MAX_PAGE = 200
 PARSE_USAGE = (
@@ -67,9 +65,7 @@ def create_app(
     use_storage(app, settings, storage)
     use_broker(app, settings, broker)
 
-    box = SecretBox(settings.secret_key.get_secret_value()) if settings.secret_key else None
-    if box is None:
-        log.warning("HOOKFLOW_SECRET_KEY is not set: workflows with a signature cannot be saved")
+    box = secret_box(settings, without="workflows with a signature cannot be saved")
 
     async def workflows(app: web.Application) -> None:
         app[WORKFLOWS] = Workflows(app[STORAGE], app[BROKER], settings.public_url, box)

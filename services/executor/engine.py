@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from aiohttp import ClientSession
 
-from hookflow.executor.nodes import NODE_TYPES, NodeType, RunState
+from hookflow.executor.nodes import NODE_TYPES, NodeType, RunState, Step
 from hookflow.executor.nodes.base import NodeConfig
 from hookflow.shared.models import (
     ExecutionRecord,
@@ -86,6 +86,21 @@ async def execute(
     )
     current = _Run(state, [])
     status = await _run_nodes(plan.nodes, current) or "succeeded"
+    return execution_record(
+        run, started, status, nodes=current.results, response=current.response, error=current.error
+    )
+
+
+def execution_record(
+    run: RunRequest,
+    started: datetime,
+    status: ExecutionStatus,
+    *,
+    nodes: list[NodeResult] | None = None,
+    response: ResponseRecord | None = None,
+    error: str | None = None,
+) -> ExecutionRecord:
+    """The record of a run that finished now."""
     return ExecutionRecord(
         id=run.execution_id,
         workflowId=run.workflow_id,
@@ -96,9 +111,9 @@ async def execute(
         finishedAt=now(),
         requestId=run.request_id,
         context=run.context,
-        nodes=current.results,
-        response=current.response,
-        error=current.error,
+        nodes=nodes or [],
+        response=response,
+        error=error,
     )
 
 
@@ -110,20 +125,11 @@ async def _run_nodes(nodes: tuple[PlannedNode, ...], run: _Run) -> ExecutionStat
             step = await node.type.run(node.config, run.state)
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
-            run.results.append(
-                NodeResult(
-                    key=node.key,
-                    type=node.type.name,
-                    status="failed",
-                    error=message,
-                    startedAt=started,
-                    finishedAt=now(),
-                )
-            )
             run.error = f"node {node.key} failed: {message}"
             log.warning("node failed", node=node.key, error=message)
-            return "failed"
-        run.state.jobs[node.key] = step.result
+            step = Step(error=message, end="failed")
+        else:
+            run.state.jobs[node.key] = step.result
         run.results.append(
             NodeResult(
                 key=node.key,

@@ -7,7 +7,7 @@ from functools import partial
 import structlog
 from aiohttp import ClientSession
 
-from hookflow.executor.engine import Plan, compile_plan, execute
+from hookflow.executor.engine import Plan, compile_plan, execute, execution_record
 from hookflow.shared.batching import Batcher
 from hookflow.shared.errors import BrokerUnavailable
 from hookflow.shared.messaging import Broker
@@ -105,16 +105,6 @@ class RunWorker:
         plan = await self._plan(run)
         if plan is None:
             log.error("workflow version not found", version=run.version)
-            return ExecutionRecord(
-                id=run.execution_id,
-                workflowId=run.workflow_id,
-                version=run.version,
-                status="failed",
-                receivedAt=run.received_at,
-                startedAt=started,
-                finishedAt=now(),
-                requestId=run.request_id,
-                context=run.context,
-                error=f"workflow {run.workflow_id} version {run.version} not found",
-            )
+            error = f"workflow {run.workflow_id} version {run.version} not found"
+            return execution_record(run, started, "failed", error=error)
         return await execute(plan, run, started, http=self._http)

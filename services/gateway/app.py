@@ -15,12 +15,12 @@ from hookflow.shared.errors import BrokerUnavailable
 from hookflow.shared.ids import new_id
 from hookflow.shared.messaging import Broker
 from hookflow.shared.models import ConfigEvent, GatewayHeartbeat
-from hookflow.shared.secrets import SecretBox
 from hookflow.shared.service import (
     BROKER,
     STORAGE,
     error_middleware,
     json_response,
+    secret_box,
     use_broker,
     use_storage,
 )
@@ -47,9 +47,7 @@ def create_app(
     use_broker(app, settings, broker)
 
     async def triggers(app: web.Application) -> AsyncIterator[None]:
-        box = SecretBox(settings.secret_key.get_secret_value()) if settings.secret_key else None
-        if box is None:
-            log.warning("HOOKFLOW_SECRET_KEY is not set: triggers with a signature are left out")
+        box = secret_box(settings, without="triggers with a signature are left out")
         cache = app[TRIGGERS] = TriggerCache(app[STORAGE], box)
         limiter = app[LIMITER] = RateLimiter(
             new_id(), heartbeat_interval=settings.heartbeat_interval
@@ -60,7 +58,8 @@ def create_app(
             if isinstance(event, GatewayHeartbeat):
                 limiter.peer_alive(event.gateway_id)
             else:
-                limiter.forget(event.key)
+                if event.type == "deleted":
+                    limiter.forget(event.key)
                 await cache.apply(event)
 
         subscription = await app[BROKER].subscribe_events(on_event, on_resync=cache.load)

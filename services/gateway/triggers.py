@@ -160,14 +160,7 @@ class TriggerCache:
         while True:
             page = await self._storage.list_workflows(limit=500, cursor=cursor)
             for workflow in page.items:
-                if not workflow.document.enabled:
-                    continue
-                # An unchanged trigger is kept as it is: no decryption, and the Basic-auth
-                # credentials it has verified stay remembered.
-                known = self._by_key.get(workflow.key)
-                if known is not None and known.version == workflow.version:
-                    by_key[workflow.key] = known
-                elif trigger := self._trigger(workflow):
+                if workflow.document.enabled and (trigger := self._trigger(workflow)):
                     by_key[workflow.key] = trigger
             if page.next_cursor is None:
                 break
@@ -178,6 +171,11 @@ class TriggerCache:
         log.debug("trigger cache loaded", triggers=len(by_key))
 
     def _trigger(self, workflow: StoredWorkflow) -> Trigger | None:
+        """The workflow's trigger. One already held for this version is kept as it is: no
+        decryption, and the Basic-auth credentials it has verified stay remembered."""
+        known = self._by_key.get(workflow.key)
+        if known is not None and known.version == workflow.version:
+            return known
         try:
             return Trigger.from_workflow(workflow, self._box)
         except ValueError as error:
@@ -195,16 +193,15 @@ class TriggerCache:
         workflow = None
         if event.type != "deleted":
             workflow = await self._storage.get_workflow(event.workflow_id)
+        trigger = None
+        if workflow is not None and workflow.document.enabled:
+            trigger = self._trigger(workflow)
         old_key = self._key_of.pop(event.workflow_id, None)
         if old_key is not None:
             self._by_key.pop(old_key, None)
-        if (
-            workflow is not None
-            and workflow.document.enabled
-            and (trigger := self._trigger(workflow))
-        ):
-            self._by_key[workflow.key] = trigger
-            self._key_of[workflow.id] = workflow.key
+        if trigger is not None:
+            self._by_key[trigger.key] = trigger
+            self._key_of[trigger.workflow_id] = trigger.key
         log.info(
             "trigger updated",
             change=event.type,
