@@ -112,6 +112,31 @@ class RateLimit(Document):
     burst: int = Field(ge=1, le=10_000_000)
 
 
+class Idempotency(Document):
+    """Where the sender's unique id of an event is (exactly one of header, query, body), and how
+    long a taken id keeps a repeat from running again."""
+
+    header: Annotated[str, StringConstraints(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")] | None = (
+        None
+    )
+    """A request header, e.g. `Idempotency-Key` (case-insensitive)."""
+    query: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    """A path in the parsed query string, e.g. `event.id`."""
+    body: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    """A path in the parsed body, e.g. `out_trade_no` (Alipay) or `data.id`."""
+    window: int = Field(86_400, ge=1, le=30 * 86_400)
+    """Seconds during which a repeat of a taken id starts no new execution."""
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> "Idempotency":
+        given = [name for name in ("header", "query", "body") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "name exactly one of header, query or body: where the sender's event id is"
+            )
+        return self
+
+
 class TriggerConfig(Document):
     type: Literal["webhook"] = "webhook"
     key: str | None = None
@@ -123,6 +148,8 @@ class TriggerConfig(Document):
     request: RequestConfig = RequestConfig()
     response: ResponseConfig = ResponseConfig()
     maxBodyBytes: int | None = Field(None, ge=1, le=64 * 1024 * 1024)
+    idempotency: Idempotency | None = None
+    """Unset: every call runs. Set: a repeat of an event id within the window runs once."""
 
 
 class Node(Document):
@@ -181,6 +208,13 @@ class RunRequest(BaseModel):
     context: TriggerContext
     reply_to: str | None = None
     """Sync mode: where the executor sends the reply (correlated by execution_id)."""
+    installation: str | None = None
+    """The installation that accepted it (kept in its storage): an executor of another
+    installation sharing the broker never takes it."""
+    idempotency_key: str | None = None
+    """The sender's event id, when the trigger has `idempotency` and the request carried one."""
+    replay_of: str | None = None
+    """The execution this run replays (POST /api/executions/{id}:replay)."""
 
 
 class RunBatch(BaseModel):
@@ -258,6 +292,8 @@ class ExecutionRecord(BaseModel):
     nodes: list[NodeResult] = []
     response: ResponseRecord | None = None
     error: str | None = None
+    idempotencyKey: str | None = None
+    replayOf: str | None = None
 
 
 def error_details(error: ValidationError, prefix: str = "") -> list[dict[str, str]]:

@@ -114,6 +114,8 @@ def execution_record(
         nodes=nodes or [],
         response=response,
         error=error,
+        idempotencyKey=run.idempotency_key,
+        replayOf=run.replay_of,
     )
 
 
