@@ -7,6 +7,7 @@ import secrets
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr, ValidationError
 
@@ -19,6 +20,10 @@ from hookflow.shared.settings import (
     GatewaySettings,
     RunSettings,
 )
+
+if TYPE_CHECKING:
+    from hookflow.shared.messaging import Broker
+    from hookflow.shared.storage import Storage
 
 
 def _settings[S: CommonSettings](kind: type[S]) -> S:
@@ -50,10 +55,7 @@ def _kept(given: SecretStr | None, path: Path, make: Callable[[], str]) -> tuple
 
 
 async def _run_all() -> None:
-    from hookflow.config_api.app import create_app as config_api_app
-    from hookflow.executor.app import create_app as executor_app
-    from hookflow.gateway.app import create_app as gateway_app
-    from hookflow.shared.service import opened_broker, opened_storage, serve
+    from hookflow.shared.service import opened_broker, opened_storage
 
     settings = _settings(RunSettings)
     token, generated = _kept(
@@ -62,22 +64,29 @@ async def _run_all() -> None:
     settings.admin_token = SecretStr(token)
     key, _ = _kept(settings.secret_key, settings.data_dir / "secret-key", new_key)
     settings.secret_key = SecretStr(key)
-    async with (
-        opened_storage(settings) as storage,
-        opened_broker(settings, embedded=True) as broker,
-    ):
-        host = settings.bind
-        apps = [
-            (factory(settings, storage=storage, broker=broker), host, port)
-            for factory, port in (
-                (config_api_app, settings.config_api_port),
-                (executor_app, settings.executor_port),
-                (gateway_app, settings.gateway_port),
-            )
-        ]
-        await serve(
-            apps, ready=lambda: print(_banner(settings, token if generated else None), flush=True)
+    async with opened_storage(settings) as storage:
+        installation = await storage.installation_id()
+        async with opened_broker(settings, installation=installation, embedded=True) as broker:
+            await _serve_all(settings, storage, broker, token if generated else None)
+
+
+async def _serve_all(
+    settings: RunSettings, storage: "Storage", broker: "Broker", generated_token: str | None
+) -> None:
+    from hookflow.config_api.app import create_app as config_api_app
+    from hookflow.executor.app import create_app as executor_app
+    from hookflow.gateway.app import create_app as gateway_app
+    from hookflow.shared.service import serve
+
+    apps = [
+        (factory(settings, storage=storage, broker=broker), settings.bind, port)
+        for factory, port in (
+            (config_api_app, settings.config_api_port),
+            (executor_app, settings.executor_port),
+            (gateway_app, settings.gateway_port),
         )
+    ]
+    await serve(apps, ready=lambda: print(_banner(settings, generated_token), flush=True))
 
 
 def _banner(settings: RunSettings, generated_token: str | None) -> str:

@@ -4,41 +4,71 @@ At low load each item goes alone, at once. While `max_in_flight` flushes are run
 items that arrive meanwhile wait and go together in the next flush (as Nagle's algorithm, or
 a Kafka producer's linger), so under load one broker confirm or one database transaction
 serves many callers, and no caller ever waits for a timer.
+
+A flush may give back one result per item (in order); each caller gets its own.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 
 
-class Batcher[T]:
+class Overloaded(Exception):
+    """Refused at once: too many items wait already, or the flushes in flight have stalled."""
+
+
+class Batcher[T, R]:
     def __init__(
         self,
-        flush: Callable[[list[T]], Awaitable[None]],
+        flush: Callable[[list[T]], Awaitable[Sequence[R] | None]],
         *,
         max_batch: int = 256,
         max_in_flight: int = 2,
+        max_waiting: int | None = None,
+        stalled_after: float | None = None,
     ) -> None:
+        """`max_waiting`: items waiting for a flush beyond which `submit` raises Overloaded;
+        `stalled_after`: seconds a flush may run before new items are refused (Overloaded)
+        until one finishes, so callers are not queued behind a dependency that stopped."""
         self._flush = flush
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
-        self._waiting: list[tuple[T, asyncio.Future[None]]] = []
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._max_waiting = max_waiting
+        self._stalled_after = stalled_after
+        self._waiting: list[tuple[T, asyncio.Future[R | None]]] = []
+        self._in_flight: dict[asyncio.Task[None], float] = {}
 
-    async def submit(self, item: T) -> None:
-        """Returns once a flush holding `item` succeeded; raises what that flush raised."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def __len__(self) -> int:
+        """Items waiting for a flush."""
+        return len(self._waiting)
+
+    async def submit(self, item: T) -> R | None:
+        """Returns once a flush holding `item` succeeded, with the flush's result for it (None
+        when the flush gives none); raises what that flush raised."""
+        self._check_capacity()
+        future: asyncio.Future[R | None] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
         if len(self._in_flight) < self._max_in_flight:
             self._start()
-        await future
+        return await future
+
+    def _check_capacity(self) -> None:
+        if self._max_waiting is not None and len(self._waiting) >= self._max_waiting:
+            raise Overloaded(f"{len(self._waiting)} items are waiting already")
+        if self._stalled_after is not None and self._in_flight:
+            oldest = min(self._in_flight.values())
+            if time.monotonic() - oldest > self._stalled_after:
+                raise Overloaded(
+                    f"the call in flight has not finished for {time.monotonic() - oldest:.1f} s"
+                )
 
     def _start(self) -> None:
         task = asyncio.create_task(self._run())
-        self._in_flight.add(task)
+        self._in_flight[task] = time.monotonic()
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+        self._in_flight.pop(task, None)
         if self._waiting and len(self._in_flight) < self._max_in_flight:
             self._start()
 
@@ -51,17 +81,18 @@ class Batcher[T]:
         if not batch:
             return
         error: BaseException | None = None
+        results: Sequence[R] | None = None
         try:
-            await self._flush([item for item, _ in batch])
+            results = await self._flush([item for item, _ in batch])
         except Exception as failure:
             error = failure
-        for _, future in batch:
+        for index, (_, future) in enumerate(batch):
             if future.done():
                 continue
-            if error is None:
-                future.set_result(None)
-            else:
+            if error is not None:
                 future.set_exception(error)
+            else:
+                future.set_result(results[index] if results is not None else None)
 
     async def close(self) -> None:
         """Wait for the flushes in flight (their callers are still waiting)."""

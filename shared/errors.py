@@ -54,3 +54,26 @@ class BrokerUnavailable(HookflowError):
 
     def __init__(self, message: str = "the message broker is not accepting messages") -> None:
         super().__init__(message)
+
+
+class StorageUnavailable(HookflowError):
+    """The store did not answer (connection lost, timed out, locked): worth trying again, unlike
+    an error about what was asked of it."""
+
+    status = 503
+    headers = {"Retry-After": "1"}
+
+
+class ForeignInstallation(Exception):
+    """The broker namespace belongs to another installation (another storage): running
+    against it would take that installation's runs."""
+
+    def __init__(self, namespace: str, owner: str, mine: str) -> None:
+        super().__init__(
+            f"the RabbitMQ namespace {namespace!r} belongs to another Hookflow installation "
+            f"({owner}); this one is {mine} (its id is kept in its storage). Give this "
+            "installation a namespace of its own (HOOKFLOW_NAMESPACE), or point it at that "
+            f"installation's storage. If that installation is gone for good, delete the exchange "
+            f"{namespace}.installation on the broker to free the namespace."
+        )
+        self.namespace, self.owner, self.mine = namespace, owner, mine

@@ -226,16 +226,29 @@ class RunBatch(BaseModel):
 class RunReply(BaseModel):
     """Sync mode: what the executor tells the waiting gateway once a run is recorded."""
 
+    type: Literal["run"] = "run"
     execution_id: str
     status: "ExecutionStatus"
     response: "ResponseRecord | None" = None
     """The response node's answer; None when the workflow had none."""
 
 
-class RunReplies(BaseModel):
-    """What one reply message carries: the replies for one gateway that finished together."""
+class ConfigApplied(BaseModel):
+    """A gateway telling the config API that it serves a change (or refuses its workflow's
+    webhooks with 503 until it can)."""
 
-    replies: list[RunReply]
+    type: Literal["config"] = "config"
+    change_id: str
+    gateway_id: str
+
+
+Reply = Annotated[RunReply | ConfigApplied, Field(discriminator="type")]
+
+
+class Replies(BaseModel):
+    """What one reply message carries: the replies for one caller that are ready together."""
+
+    replies: list[Reply]
 
 
 class ConfigEvent(BaseModel):
@@ -245,17 +258,28 @@ class ConfigEvent(BaseModel):
     workflow_id: str
     key: str
     version: int
+    change_id: str | None = None
+    reply_to: str | None = None
+    """Where each gateway confirms (ConfigApplied) once it serves the change."""
 
 
 class GatewayHeartbeat(BaseModel):
-    """A gateway saying it is alive, so the gateways can share out rate limits."""
+    """A gateway saying it is alive (the gateways share out rate limits by it, the config API
+    waits for the confirmations of the gateways alive), or that it is stopping."""
 
     type: Literal["heartbeat"] = "heartbeat"
     gateway_id: str
+    stopping: bool = False
 
 
-Event = Annotated[ConfigEvent | GatewayHeartbeat, Field(discriminator="type")]
-EVENT = TypeAdapter[ConfigEvent | GatewayHeartbeat](Event)
+class RollCall(BaseModel):
+    """A config API that just started asking every gateway for a heartbeat now."""
+
+    type: Literal["rollcall"] = "rollcall"
+
+
+Event = Annotated[ConfigEvent | GatewayHeartbeat | RollCall, Field(discriminator="type")]
+EVENT = TypeAdapter[ConfigEvent | GatewayHeartbeat | RollCall](Event)
 
 
 # --- the execution record ----------------------------------------------------------------------

@@ -11,7 +11,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from hookflow.shared.errors import HookflowError
+from hookflow.shared.errors import ForeignInstallation, HookflowError
 from hookflow.shared.messaging import Broker, Topology, open_broker
 from hookflow.shared.secrets import SecretBox
 from hookflow.shared.settings import CommonSettings
@@ -19,6 +19,8 @@ from hookflow.shared.storage import Storage, open_storage
 
 STORAGE = web.AppKey("storage", Storage)
 BROKER = web.AppKey("broker", Broker)
+INSTALLATION = web.AppKey("installation", str)
+"""This installation's id (kept in its storage): stamped on every run, checked by executors."""
 
 log = structlog.get_logger("hookflow")
 
@@ -66,7 +68,12 @@ def secret_box(settings: CommonSettings, *, without: str) -> SecretBox | None:
 async def opened_storage(settings: CommonSettings) -> AsyncIterator[Storage]:
     """The configured storage, open (MongoDB with HOOKFLOW_MONGODB_URL, else SQLite)."""
     url = settings.mongodb_url.get_secret_value() if settings.mongodb_url else None
-    storage = open_storage(url, database=settings.mongodb_database, data_dir=settings.data_dir)
+    storage = open_storage(
+        url,
+        database=settings.mongodb_database,
+        data_dir=settings.data_dir,
+        timeout=settings.storage_timeout,
+    )
     try:
         await storage.open()
     except Exception as error:
@@ -83,10 +90,11 @@ async def opened_storage(settings: CommonSettings) -> AsyncIterator[Storage]:
 
 @asynccontextmanager
 async def opened_broker(
-    settings: CommonSettings, *, embedded: bool = False
+    settings: CommonSettings, *, installation: str | None = None, embedded: bool = False
 ) -> AsyncIterator[Broker]:
     """The configured broker, connected: RabbitMQ with HOOKFLOW_BROKER_URL; without it, the
-    in-process bus when `embedded` (`hookflow run`), else an error saying what to set."""
+    in-process bus when `embedded` (`hookflow run`), else an error saying what to set.
+    `installation` claims the namespace for this installation (ForeignInstallation exits)."""
     url = settings.broker_url.get_secret_value() if settings.broker_url else None
     if url is None and not embedded:
         raise SystemExit(
@@ -96,11 +104,17 @@ async def opened_broker(
     broker = open_broker(
         url,
         Topology(settings.namespace),
+        installation=installation,
         publish_timeout=settings.publish_timeout,
         retry_backoff=settings.retry_backoff,
     )
     try:
         await broker.connect()
+    except ForeignInstallation as error:
+        log.critical(
+            "refusing to start: another installation owns the namespace", reason=str(error)
+        )
+        raise SystemExit(f"hookflow: {error}") from error
     except Exception as error:
         raise SystemExit(
             f"cannot reach RabbitMQ at {_without_password(url or '')} ({error!r}); is it "
@@ -136,11 +150,12 @@ def use_broker(
     """Put a Broker on the app: the given one, or a RabbitMQ connection owned by the app."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
+        installation = app[INSTALLATION] = await app[STORAGE].installation_id()
         if broker is not None:
             app[BROKER] = broker
             yield
             return
-        async with opened_broker(settings) as owned:
+        async with opened_broker(settings, installation=installation) as owned:
             app[BROKER] = owned
             yield
 

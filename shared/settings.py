@@ -26,6 +26,11 @@ class CommonSettings(BaseSettings):
     """Seconds to wait for the broker's confirm (a webhook then gets 503)."""
     retry_backoff: float = 0.5
     """Seconds before a failed delivery is handed back to the queue, doubling each time."""
+    heartbeat_interval: float = 5.0
+    """Seconds between a gateway's heartbeats (how the gateways share out rate limits, and
+    how the config API knows which gateways must confirm a change)."""
+    storage_timeout: float = 10.0
+    """Seconds one storage call may take before it counts as failed (and is retried)."""
     bind: str = "127.0.0.1"
     """The address the HTTP servers listen on (0.0.0.0 in containers)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -38,11 +43,16 @@ class GatewaySettings(CommonSettings):
     """Default body limit of a trigger (413 above it); a trigger may set its own."""
     max_batch: int = 256
     """Most webhook runs carried by one broker message."""
+    max_waiting_publishes: int = 4096
+    """Webhooks one gateway lets wait for the broker; beyond that they get 503 at once."""
+    publish_stall: float = 2.0
+    """Seconds a publish may go unconfirmed before new webhooks get 503 at once instead of
+    queueing behind a broker that stopped confirming (blocked, overloaded)."""
+    body_timeout: float = 30.0
+    """Seconds a caller may take to send its body (408 after that)."""
     rate_limit: float = 1000.0
     """Requests per second a trigger takes across all gateways, unless it sets its own."""
     rate_burst: int = 2000
-    heartbeat_interval: float = 5.0
-    """Seconds between a gateway's heartbeats (how the gateways share out rate limits)."""
     shutdown_grace_sync: float = 5.0
     """Seconds a stopping gateway lets sync callers wait for their reply before a 504."""
     refresh_interval: float = 30.0
@@ -61,6 +71,8 @@ class ConfigApiSettings(CommonSettings):
     config_api_port: int = 8081
     admin_token: SecretStr | None = None
     public_url: str = "http://127.0.0.1:8080"
+    propagation_timeout: float = 5.0
+    """Seconds a change waits for every gateway alive to confirm it serves it."""
 
 
 class RunSettings(GatewaySettings, ExecutorSettings, ConfigApiSettings):

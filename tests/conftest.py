@@ -124,13 +124,15 @@ def rabbitmq(rabbitmq_url: str, namespace: str) -> Iterator[str]:
 
 
 async def _delete_topology(url: str, topology: Topology) -> None:
+    """Delete what the adapter declares, from the same list (shared.messaging.topology)."""
     connection = await aio_pika.connect(url)
     async with connection:
-        for queue in (topology.runs_queue, topology.dead_queue):
+        for queue in topology.queues():
             channel = await connection.channel()
             with contextlib.suppress(Exception):  # never declared, or already gone
-                await channel.queue_delete(queue)
-        for exchange in (topology.runs_exchange, topology.dead_exchange, topology.events_exchange):
+                await channel.queue_delete(queue.name)
+        exchanges = [spec.name for spec in topology.exchanges()]
+        for exchange in [*exchanges, topology.installation_exchange]:
             channel = await connection.channel()
             with contextlib.suppress(Exception):
                 await channel.exchange_delete(exchange)

@@ -15,7 +15,16 @@ from pydantic import SecretStr
 from hookflow.config_api.app import create_app as config_api_app
 from hookflow.executor.app import create_app as executor_app
 from hookflow.gateway.app import create_app as gateway_app
-from hookflow.shared.messaging import Broker
+from hookflow.shared.ids import new_id, trigger_key
+from hookflow.shared.messaging import Broker, Delivery
+from hookflow.shared.models import (
+    RunBatch,
+    RunRequest,
+    StoredWorkflow,
+    TriggerContext,
+    WorkflowDocument,
+    now,
+)
 from hookflow.shared.secrets import new_key
 from hookflow.shared.settings import RunSettings
 from hookflow.shared.storage import Storage
@@ -54,6 +63,33 @@ def payment_workflow(**changes: Any) -> dict[str, Any]:
     }
     workflow.update(changes)
     return workflow
+
+
+def stored(document: dict[str, Any], version: int = 1) -> StoredWorkflow:
+    """A workflow as the config API stores it (a new id and trigger key)."""
+    doc = WorkflowDocument.model_validate(document)
+    doc.trigger.key = trigger_key()
+    return StoredWorkflow(
+        id=new_id(), version=version, createdAt=now(), updatedAt=now(), document=doc
+    )
+
+
+def run_of(workflow: StoredWorkflow, body: Any, **fields: Any) -> RunRequest:
+    """A run of the workflow, as a gateway would queue it."""
+    return RunRequest(
+        execution_id=new_id(),
+        workflow_id=workflow.id,
+        version=workflow.version,
+        received_at=now(),
+        request_id="r",
+        context=TriggerContext(body=body),
+        **fields,
+    )
+
+
+def delivery(batch: RunBatch, attempt: int = 1) -> Delivery:
+    """A broker delivery of the batch, as the executor gets it."""
+    return Delivery(batch.model_dump_json().encode(), attempt=attempt)
 
 
 async def wait_for[T](probe: Callable[[], Awaitable[T | None]], timeout: float = 5.0) -> T:

@@ -1,6 +1,5 @@
 """The engine's condition and end nodes, and the worker's run-once rule, on real storage."""
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,17 +9,10 @@ from hookflow.executor.engine import compile_plan, execute
 from hookflow.executor.nodes.condition import CALCULATORS
 from hookflow.executor.validation import validate_workflow
 from hookflow.executor.worker import RunWorker
-from hookflow.shared.ids import new_id, trigger_key
-from hookflow.shared.models import (
-    RunBatch,
-    RunRequest,
-    StoredWorkflow,
-    TriggerContext,
-    WorkflowDocument,
-    now,
-)
+from hookflow.shared.messaging import Outcome
+from hookflow.shared.models import RunBatch, WorkflowDocument
 from hookflow.shared.storage import open_storage
-from tests.support import payment_workflow
+from tests.support import delivery, payment_workflow, run_of, stored
 
 
 @pytest.mark.parametrize(
@@ -52,25 +44,6 @@ from tests.support import payment_workflow
 )
 def test_calculators(calculator: str, operands: list[Any], expected: bool) -> None:
     assert CALCULATORS[calculator](*operands) is expected
-
-
-def stored(document: dict[str, Any], version: int = 1) -> StoredWorkflow:
-    doc = WorkflowDocument.model_validate(document)
-    doc.trigger.key = trigger_key()
-    return StoredWorkflow(
-        id=new_id(), version=version, createdAt=now(), updatedAt=now(), document=doc
-    )
-
-
-def run_of(workflow: StoredWorkflow, body: Any) -> RunRequest:
-    return RunRequest(
-        execution_id=new_id(),
-        workflow_id=workflow.id,
-        version=workflow.version,
-        received_at=datetime.now(UTC),
-        request_id="r",
-        context=TriggerContext(body=body),
-    )
 
 
 def comparison(calculator: str, *operands: Any) -> dict[str, Any]:
@@ -222,14 +195,15 @@ async def test_a_redelivered_batch_runs_each_webhook_once(tmp_path: Path) -> Non
         batch = RunBatch(
             runs=[run_of(workflow, {"status": "paid"}), run_of(workflow, {"status": "no"})]
         )
-        await worker.handle(batch)
+        assert await worker.handle(delivery(batch)) is Outcome.DONE
         first = await storage.get_execution(batch.runs[0].execution_id)
-        await worker.handle(batch)  # the broker delivers it again after a crash before the ack
+        # The broker delivers it again after a crash before the ack.
+        assert await worker.handle(delivery(batch, attempt=2)) is Outcome.DONE
         assert worker.executed == 2
         assert await storage.get_execution(batch.runs[0].execution_id) == first
         missing = run_of(workflow, {})
         missing.version = 9
-        await worker.handle(RunBatch(runs=[missing]))
+        await worker.handle(delivery(RunBatch(runs=[missing])))
         record = await storage.get_execution(missing.execution_id)
         assert record is not None and record.status == "failed"
         assert "version 9 not found" in (record.error or "")

@@ -4,13 +4,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import aio_pika
 import pytest
 
 from hookflow.shared.errors import BrokerUnavailable
-from hookflow.shared.messaging import Broker, Topology, open_broker
-from hookflow.shared.messaging.memory import MemoryBroker
-from hookflow.shared.messaging.topology import DELIVERY_LIMIT
+from hookflow.shared.messaging import Broker, Delivery, Outcome, Topology, open_broker
+from hookflow.shared.messaging.topology import MAX_ATTEMPTS
 from hookflow.shared.models import ConfigEvent, RunBatch, RunRequest, TriggerContext
 
 
@@ -39,8 +37,9 @@ def run(number: int) -> RunRequest:
 async def test_published_runs_reach_one_consumer_intact(broker: Broker) -> None:
     got: asyncio.Queue[RunBatch] = asyncio.Queue()
 
-    async def handle(batch: RunBatch) -> None:
-        await got.put(batch)
+    async def handle(delivery: Delivery) -> Outcome:
+        await got.put(RunBatch.model_validate_json(delivery.body))
+        return Outcome.DONE
 
     consumer = await broker.consume_runs(handle, prefetch=4)
     await broker.publish_runs([run(1), run(2)])
@@ -60,11 +59,13 @@ async def test_competing_consumers_share_the_runs(broker: Broker) -> None:
     done = asyncio.Event()
 
     def handler(name: str):  # type: ignore[no-untyped-def]
-        async def handle(batch: RunBatch) -> None:
+        async def handle(delivery: Delivery) -> Outcome:
+            batch = RunBatch.model_validate_json(delivery.body)
             seen[name].extend(r.execution_id for r in batch.runs)
             await asyncio.sleep(0.01)
             if len(seen["a"]) + len(seen["b"]) == 20:
                 done.set()
+            return Outcome.DONE
 
         return handle
 
@@ -78,40 +79,58 @@ async def test_competing_consumers_share_the_runs(broker: Broker) -> None:
         await consumer.stop(1)
 
 
-async def test_a_failed_delivery_comes_back_and_then_is_dead_lettered(
-    broker: Broker, namespace: str, request: pytest.FixtureRequest
+@pytest.mark.parametrize("failure", ["retry", "raise"])
+async def test_a_failed_delivery_comes_back_counted_and_then_is_dead_lettered(
+    broker: Broker, failure: str
 ) -> None:
-    attempts = 0
+    attempts: list[int] = []
 
-    async def always_fails(batch: RunBatch) -> None:
-        nonlocal attempts
-        attempts += 1
-        raise RuntimeError("storage is down")
+    async def always_fails(delivery: Delivery) -> Outcome:
+        attempts.append(delivery.attempt)
+        if failure == "raise":
+            raise RuntimeError("a bug")
+        return Outcome.RETRY
+
+    dead: asyncio.Queue[Delivery] = asyncio.Queue()
+
+    async def on_dead(delivery: Delivery) -> Outcome:
+        await dead.put(delivery)
+        return Outcome.DONE
 
     consumer = await broker.consume_runs(always_fails, prefetch=1)
+    dead_consumer = await broker.consume_dead_runs(on_dead, prefetch=1)
     await broker.publish_runs([run(1)])
-
-    async def dead_letters() -> list[bytes]:
-        if isinstance(broker, MemoryBroker):
-            return broker.dead
-        connection = await aio_pika.connect(request.getfixturevalue("rabbitmq"))
-        async with connection:
-            channel = await connection.channel()
-            queue = await channel.get_queue(Topology(namespace).dead_queue)
-            message = await queue.get(fail=False)
-            if message is None:
-                return []
-            await message.ack()
-            return [message.body]
-
-    deadline = asyncio.get_running_loop().time() + 40
-    dead: list[bytes] = []
-    while not dead and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.2)
-        dead = await dead_letters()
+    letter = await asyncio.wait_for(dead.get(), 40)
     await consumer.stop(1)
-    assert attempts >= DELIVERY_LIMIT
-    assert RunBatch.model_validate_json(dead[0]).runs[0].execution_id == "e1"
+    await dead_consumer.stop(1)
+    # Every delivery is counted the same on both adapters: 1, 2, ... up to the last.
+    assert attempts == list(range(1, MAX_ATTEMPTS + 1))
+    assert letter.death == "delivery_limit"
+    assert RunBatch.model_validate_json(letter.body).runs[0].execution_id == "e1"
+
+
+async def test_a_rejected_delivery_is_dead_lettered_at_once(broker: Broker) -> None:
+    attempts = 0
+
+    async def rejects(delivery: Delivery) -> Outcome:
+        nonlocal attempts
+        attempts += 1
+        return Outcome.REJECT
+
+    dead: asyncio.Queue[Delivery] = asyncio.Queue()
+
+    async def on_dead(delivery: Delivery) -> Outcome:
+        await dead.put(delivery)
+        return Outcome.DONE
+
+    consumer = await broker.consume_runs(rejects, prefetch=1)
+    dead_consumer = await broker.consume_dead_runs(on_dead, prefetch=1)
+    await broker.publish_runs([run(1)])
+    letter = await asyncio.wait_for(dead.get(), 10)
+    await consumer.stop(1)
+    await dead_consumer.stop(1)
+    assert attempts == 1
+    assert letter.death == "rejected"
 
 
 async def test_every_subscriber_gets_every_event(broker: Broker) -> None:
@@ -142,10 +161,11 @@ async def test_stopping_a_consumer_finishes_what_it_holds(broker: Broker) -> Non
     finished: list[str] = []
     started = asyncio.Event()
 
-    async def slow(batch: RunBatch) -> None:
+    async def slow(delivery: Delivery) -> Outcome:
         started.set()
         await asyncio.sleep(0.5)
-        finished.extend(r.execution_id for r in batch.runs)
+        finished.extend(r.execution_id for r in RunBatch.model_validate_json(delivery.body).runs)
+        return Outcome.DONE
 
     consumer = await broker.consume_runs(slow, prefetch=1)
     await broker.publish_runs([run(1)])

@@ -11,16 +11,25 @@ import pytest
 
 from hookflow.executor.worker import RunWorker
 from hookflow.gateway.triggers import TriggerCache
-from hookflow.shared.messaging import Topology, open_broker
-from hookflow.shared.models import ExecutionRecord, RunBatch
+from hookflow.shared.errors import StorageUnavailable
+from hookflow.shared.messaging import Delivery, Outcome, Topology, open_broker
+from hookflow.shared.models import ExecutionRecord
 from hookflow.shared.secrets import hash_password
 from hookflow.shared.storage.sqlite import SqliteStorage
-from tests.support import payment_workflow, running_system, settings_for, wait_for, webhook_url
-from tests.test_engine import run_of, stored
+from tests.support import (
+    payment_workflow,
+    run_of,
+    running_system,
+    settings_for,
+    stored,
+    wait_for,
+    webhook_url,
+)
 
 
 class FlakyStorage(SqliteStorage):
-    """Real SQLite whose first `failures` writes of executions fail, as a store in trouble."""
+    """Real SQLite whose first `failures` writes of executions fail, as a store that does not
+    answer for a while."""
 
     def __init__(self, path: Path, failures: int) -> None:
         super().__init__(path)
@@ -30,7 +39,7 @@ class FlakyStorage(SqliteStorage):
     async def save_executions(self, records: Sequence[ExecutionRecord]) -> None:
         if self.failures:
             self.failures -= 1
-            raise ConnectionError("store unavailable")
+            raise StorageUnavailable("store unavailable")
         await super().save_executions(records)
 
     async def get_workflow_by_key(self, key: str) -> Any:
@@ -46,7 +55,7 @@ class FlakyStorage(SqliteStorage):
         return await super().get_workflow(workflow_id)
 
 
-async def test_a_run_is_acknowledged_only_once_recorded(
+async def test_a_run_is_acknowledged_only_once_recorded_and_a_failing_store_is_retried(
     rabbitmq: str, namespace: str, tmp_path: Path
 ) -> None:
     storage = FlakyStorage(tmp_path / "db.sqlite3", failures=2)
@@ -59,10 +68,10 @@ async def test_a_run_is_acknowledged_only_once_recorded(
         worker = RunWorker(storage)
         deliveries = 0
 
-        async def handle(batch: RunBatch) -> None:
+        async def handle(delivery: Delivery) -> Outcome:
             nonlocal deliveries
             deliveries += 1
-            await worker.handle(batch)
+            return await worker.handle(delivery)
 
         consumer = await broker.consume_runs(handle, prefetch=1)
         run = run_of(workflow, {"status": "paid"})
@@ -73,7 +82,9 @@ async def test_a_run_is_acknowledged_only_once_recorded(
 
         record = await wait_for(recorded, timeout=10)
         await consumer.stop(1)
-        assert deliveries == 3  # two failed writes handed the message back; the third took
+        # The failed writes were retried in place: the message was held, not handed back.
+        assert deliveries == 1
+        assert storage.failures == 0
         assert record.status == "succeeded"
         assert len((await storage.list_executions(workflow.id, limit=10)).items) == 1
     finally:

@@ -1,13 +1,14 @@
 """The config API's app factory and handlers (REST with JSON bodies, bearer token)."""
 
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
 
+from hookflow.config_api.propagation import Propagation
 from hookflow.config_api.workflows import Workflows
 from hookflow.shared.bodies import parse_body, variable_paths
 from hookflow.shared.errors import BadRequest, NotFound, Unauthorized
@@ -67,10 +68,18 @@ def create_app(
 
     box = secret_box(settings, without="workflows with a signature cannot be saved")
 
-    async def workflows(app: web.Application) -> None:
-        app[WORKFLOWS] = Workflows(app[STORAGE], app[BROKER], settings.public_url, box)
+    async def workflows(app: web.Application) -> AsyncIterator[None]:
+        propagation = Propagation(
+            app[BROKER],
+            heartbeat_interval=settings.heartbeat_interval,
+            timeout=settings.propagation_timeout,
+        )
+        await propagation.start()
+        app[WORKFLOWS] = Workflows(app[STORAGE], app[BROKER], propagation, settings.public_url, box)
+        yield
+        await propagation.stop()
 
-    app.on_startup.append(workflows)
+    app.cleanup_ctx.append(workflows)
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/api/workflows", create_workflow)
     app.router.add_get("/api/workflows", list_workflows)

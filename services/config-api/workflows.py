@@ -6,6 +6,7 @@ from typing import Any, Literal
 import structlog
 from pydantic import ValidationError
 
+from hookflow.config_api.propagation import Propagation
 from hookflow.executor.validation import validate_workflow
 from hookflow.shared.errors import BrokerUnavailable, HookflowError, NotFound, ValidationFailed
 from hookflow.shared.ids import new_id, trigger_key
@@ -38,11 +39,17 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 class Workflows:
     def __init__(
-        self, storage: Storage, broker: Broker, public_url: str, box: SecretBox | None = None
+        self,
+        storage: Storage,
+        broker: Broker,
+        propagation: Propagation,
+        public_url: str,
+        box: SecretBox | None = None,
     ) -> None:
         self._box = box
         self._storage = storage
         self._broker = broker
+        self._propagation = propagation
         self._base = public_url.rstrip("/")
 
     def webhook_url(self, key: str) -> str:
@@ -81,6 +88,7 @@ class Workflows:
         workflow = StoredWorkflow(
             id=new_id(), version=1, createdAt=moment, updatedAt=moment, document=document
         )
+        self._can_announce()
         await self._storage.insert_workflow(workflow)
         await self._announce("created", workflow)
         return workflow, generated
@@ -119,6 +127,7 @@ class Workflows:
         return await self._store_version(current, document), generated
 
     async def delete(self, workflow_id: str) -> None:
+        self._can_announce()
         workflow = await self._storage.delete_workflow(workflow_id)
         if workflow is None:
             raise NotFound(f"workflow {workflow_id} not found")
@@ -135,6 +144,7 @@ class Workflows:
             updatedAt=now(),
             document=document,
         )
+        self._can_announce()
         await self._storage.replace_workflow(workflow)
         await self._announce("updated", workflow)
         return workflow
@@ -191,19 +201,21 @@ class Workflows:
             signature.secret = None
         return generated
 
+    def _can_announce(self) -> None:
+        """Refuse a change that the gateways could not be told about (before storing it)."""
+        if not self._broker.is_connected:
+            raise BrokerUnavailable(
+                "the message broker is unreachable, so the gateways could not be told of the "
+                "change; nothing was changed, retry later"
+            )
+
     async def _announce(
         self, kind: Literal["created", "updated", "deleted"], workflow: StoredWorkflow
     ) -> None:
         event = ConfigEvent(
             type=kind, workflow_id=workflow.id, key=workflow.key, version=workflow.version
         )
-        try:
-            await self._broker.publish_event(event)
-        except BrokerUnavailable:
-            log.warning(
-                "change stored but not announced; gateways pick it up at their next reload",
-                workflow_id=workflow.id,
-            )
+        await self._propagation.announce(event)
         log.info("workflow " + kind, workflow_id=workflow.id, version=workflow.version)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 from aiohttp import ClientSession
+from pydantic import ValidationError
 
 from hookflow.executor.nodes import NODE_TYPES, NodeType, RunState, Step
 from hookflow.executor.nodes.base import NodeConfig
@@ -22,6 +23,7 @@ from hookflow.shared.models import (
     ResponseRecord,
     RunRequest,
     StoredWorkflow,
+    error_details,
     now,
 )
 
@@ -42,6 +44,11 @@ class Plan:
     nodes: tuple[PlannedNode, ...]
 
 
+class PlanError(ValueError):
+    """A stored workflow version this executor cannot run (a node type it does not have, a
+    config that no longer fits its type)."""
+
+
 def compile_plan(workflow: StoredWorkflow) -> Plan:
     """Parse each node's config once per workflow version (validated when it was saved)."""
     return Plan(workflow, _compile(workflow.document.nodes))
@@ -50,11 +57,19 @@ def compile_plan(workflow: StoredWorkflow) -> Plan:
 def _compile(nodes: list[Node]) -> tuple[PlannedNode, ...]:
     planned = []
     for node in nodes:
-        node_type = NODE_TYPES[node.type]
+        node_type = NODE_TYPES.get(node.type)
+        if node_type is None:
+            known = ", ".join(sorted(NODE_TYPES))
+            raise PlanError(f"node {node.key} has unknown type {node.type!r} (known: {known})")
+        try:
+            config = node_type.config.model_validate(node.config)
+        except ValidationError as error:
+            raise PlanError(
+                f"node {node.key}'s config does not fit its type {node.type}: "
+                + "; ".join(f"{d['path']}: {d['message']}" for d in error_details(error))
+            ) from error
         branches = {name: _compile(branch) for name, branch in (node.branches or {}).items()}
-        planned.append(
-            PlannedNode(node.key, node_type, node_type.config.model_validate(node.config), branches)
-        )
+        planned.append(PlannedNode(node.key, node_type, config, branches))
     return tuple(planned)
 
 

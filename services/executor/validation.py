@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from hookflow.executor.nodes import NODE_TYPES
 from hookflow.shared.models import Node, WorkflowDocument, error_details
-from hookflow.shared.paths import parse_path, template_references
+from hookflow.shared.templates import parse_path, template_references
 
 VARIABLE_ROOTS = frozenset({"$context", "$jobsMapByNodeKey", "$system"})
 

@@ -31,6 +31,9 @@ class RateLimiter:
         if gateway_id != self.gateway_id:
             self._peers[gateway_id] = self._clock()
 
+    def peer_gone(self, gateway_id: str) -> None:
+        self._peers.pop(gateway_id, None)
+
     def gateways(self) -> int:
         """Gateways alive (this one included): those heard from within three heartbeats."""
         horizon = self._clock() - 3 * self._interval

@@ -6,7 +6,7 @@ import asyncio
 
 import structlog
 
-from hookflow.shared.models import RunReply
+from hookflow.shared.models import ConfigApplied, RunReply
 
 log = structlog.get_logger("hookflow.gateway")
 
@@ -31,12 +31,18 @@ class PendingReplies:
         self._drained.clear()
         return future
 
+    def pending(self, execution_id: str) -> asyncio.Future[RunReply] | None:
+        """The future of a call still waiting on this gateway (a duplicate can share it)."""
+        return self._waiting.get(execution_id)
+
     def forget(self, execution_id: str) -> None:
         self._waiting.pop(execution_id, None)
         if not self._waiting:
             self._drained.set()
 
-    def deliver(self, reply: RunReply) -> None:
+    def deliver(self, reply: RunReply | ConfigApplied) -> None:
+        if not isinstance(reply, RunReply):
+            return
         future = self._waiting.get(reply.execution_id)
         if future is None or future.done():
             log.debug("reply for a caller that is gone dropped", execution_id=reply.execution_id)

@@ -1,12 +1,18 @@
-"""The RabbitMQ adapter (aio-pika): quorum queue, publisher confirms, manual acks, dead-letters."""
+"""The RabbitMQ adapter (aio-pika): quorum queue, publisher confirms, manual acks, dead-letters.
+
+It carries out what the handlers decide (shared.messaging.base.Outcome); it decides nothing
+about runs itself.
+"""
 
 import asyncio
 import contextlib
 import os
+import re
 import secrets
 from collections.abc import Callable, Sequence
 
 import aio_pika
+import aiormq
 import structlog
 from aio_pika.abc import (
     AbstractChannel,
@@ -16,37 +22,35 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from pamqp.commands import Basic
+from pamqp.common import FieldTable
 from pydantic import ValidationError
 
-from hookflow.shared.errors import BrokerUnavailable
+from hookflow.shared.errors import BrokerUnavailable, ForeignInstallation
 from hookflow.shared.messaging.base import (
     Broker,
+    ConnectionHandler,
     Consumer,
+    Delivery,
+    DeliveryHandler,
     EventHandler,
+    Outcome,
     ReplyHandler,
-    ResyncHandler,
-    RunHandler,
+    retry_delay,
 )
-from hookflow.shared.messaging.topology import DELIVERY_LIMIT, Topology
+from hookflow.shared.messaging.topology import ExchangeSpec, QueueSpec, Topology
 from hookflow.shared.models import (
     EVENT,
-    ConfigEvent,
-    GatewayHeartbeat,
+    ConfigApplied,
+    Event,
+    Replies,
     RunBatch,
-    RunReplies,
     RunReply,
     RunRequest,
 )
 
 log = structlog.get_logger("hookflow.broker")
 
-
-def _retry_delay(message: AbstractIncomingMessage, backoff: float) -> float:
-    """Back off before handing a failed message back: a storage outage should not burn
-    through the delivery limit in a few milliseconds."""
-    count = message.headers.get("x-delivery-count", 0)
-    attempt = count if isinstance(count, int) else 0
-    return float(min(backoff * 2**attempt, 30.0))
+_OWNER = re.compile(r"but current is '[^']*\.installation\.([^']+)'")
 
 
 class RabbitBroker(Broker):
@@ -55,12 +59,14 @@ class RabbitBroker(Broker):
         url: str,
         topology: Topology,
         *,
+        installation: str | None = None,
         publish_timeout: float = 5.0,
         retry_backoff: float = 0.5,
     ) -> None:
         self._url = url
         self._retry_backoff = retry_backoff
         self._topology = topology
+        self._installation = installation
         self._publish_timeout = publish_timeout
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
@@ -84,40 +90,43 @@ class RabbitBroker(Broker):
                 "connection_name": f"hookflow {self._topology.namespace} {os.getpid()}"
             },
         )
-        self._channel = await self._connection.channel(publisher_confirms=True)
-        # Replies need no confirm: nothing durable rides on them (a lost one is a 504).
-        self._reply_channel = await self._connection.channel(publisher_confirms=False)
-        self._runs_exchange, self._events_exchange = await self._declare(self._channel)
+        try:
+            await self._claim_namespace()
+            self._channel = await self._connection.channel(publisher_confirms=True)
+            # Replies need no confirm: nothing durable rides on them (a lost one is a 504).
+            self._reply_channel = await self._connection.channel(publisher_confirms=False)
+            exchanges = await self._declare(self._channel)
+        except BaseException:
+            await self._connection.close()
+            raise
+        self._runs_exchange = exchanges[self._topology.runs_exchange]
+        self._events_exchange = exchanges[self._topology.events_exchange]
 
-    async def _declare(self, channel: AbstractChannel) -> tuple[AbstractExchange, AbstractExchange]:
-        t = self._topology
-        runs = await channel.declare_exchange(
-            t.runs_exchange, aio_pika.ExchangeType.DIRECT, durable=True
-        )
-        dead = await channel.declare_exchange(
-            t.dead_exchange, aio_pika.ExchangeType.FANOUT, durable=True
-        )
-        events = await channel.declare_exchange(
-            t.events_exchange, aio_pika.ExchangeType.FANOUT, durable=True
-        )
-        queue = await self._declare_runs_queue(channel)
-        await queue.bind(runs, routing_key=t.runs_queue)
-        dead_queue = await channel.declare_queue(
-            t.dead_queue, durable=True, arguments={"x-queue-type": "quorum"}
-        )
-        await dead_queue.bind(dead)
-        return runs, events
+    async def _claim_namespace(self) -> None:
+        """Declare the installation marker: the first installation on a namespace owns it."""
+        if self._installation is None:
+            return
+        assert self._connection is not None
+        channel = await self._connection.channel()
+        marker = self._topology.installation_marker(self._installation)
+        try:
+            await _declare_exchange(channel, marker)
+        except aiormq.exceptions.ChannelPreconditionFailed as error:
+            found = _OWNER.search(str(error))
+            owner = f"installation {found.group(1)}" if found else "an unknown installation"
+            raise ForeignInstallation(self._topology.namespace, owner, self._installation) from None
+        with contextlib.suppress(Exception):
+            await channel.close()
 
-    async def _declare_runs_queue(self, channel: AbstractChannel) -> AbstractQueue:
-        return await channel.declare_queue(
-            self._topology.runs_queue,
-            durable=True,
-            arguments={
-                "x-queue-type": "quorum",
-                "x-dead-letter-exchange": self._topology.dead_exchange,
-                "x-delivery-limit": DELIVERY_LIMIT,
-            },
-        )
+    async def _declare(self, channel: AbstractChannel) -> dict[str, AbstractExchange]:
+        exchanges = {
+            spec.name: await _declare_exchange(channel, spec) for spec in self._topology.exchanges()
+        }
+        for spec in self._topology.queues():
+            queue = await _declare_queue(channel, spec)
+            if spec.bind_to is not None:
+                await queue.bind(exchanges[spec.bind_to], routing_key=spec.name)
+        return exchanges
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -133,30 +142,50 @@ class RabbitBroker(Broker):
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=runs[0].execution_id,
         )
+        await self._confirmed(self._runs_exchange, message, self._topology.runs_queue, len(runs))
+
+    async def _confirmed(
+        self, exchange: AbstractExchange, message: aio_pika.Message, routing_key: str, runs: int
+    ) -> None:
         try:
-            confirmation = await self._runs_exchange.publish(
-                message,
-                routing_key=self._topology.runs_queue,
-                mandatory=True,
-                timeout=self._publish_timeout,
+            confirmation = await exchange.publish(
+                message, routing_key=routing_key, mandatory=True, timeout=self._publish_timeout
             )
         except Exception as error:  # unroutable, nacked, timed out, connection lost
-            log.warning("publish not confirmed", reason=repr(error), runs=len(runs))
+            log.warning("publish not confirmed", reason=repr(error), runs=runs)
             raise BrokerUnavailable() from error
         if not isinstance(confirmation, Basic.Ack):
-            log.warning("publish not confirmed", reason=type(confirmation).__name__, runs=len(runs))
+            log.warning("publish not confirmed", reason=type(confirmation).__name__, runs=runs)
             raise BrokerUnavailable()
 
-    async def consume_runs(self, handler: RunHandler, *, prefetch: int) -> Consumer:
+    async def set_aside(self, body: bytes, reason: str) -> None:
+        if self._channel is None or not self.is_connected:
+            raise BrokerUnavailable()
+        message = aio_pika.Message(
+            body,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers={"x-hookflow-reason": reason[:500]},
+        )
+        await self._confirmed(
+            self._channel.default_exchange, message, self._topology.unreadable_queue, 0
+        )
+
+    async def consume_runs(self, handler: DeliveryHandler, *, prefetch: int) -> Consumer:
+        return await self._consume(self._topology.runs_queue, handler, prefetch)
+
+    async def consume_dead_runs(self, handler: DeliveryHandler, *, prefetch: int) -> Consumer:
+        return await self._consume(self._topology.dead_queue, handler, prefetch)
+
+    async def _consume(self, name: str, handler: DeliveryHandler, prefetch: int) -> Consumer:
         assert self._connection is not None, "connect() first"
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
-        queue = await self._declare_runs_queue(channel)
+        queue = await _declare_queue(channel, self._topology.queue(name))
         consumer = _RunConsumer(channel, queue, handler, self._retry_backoff)
         await consumer.start()
         return consumer
 
-    async def publish_event(self, event: ConfigEvent | GatewayHeartbeat) -> None:
+    async def publish_event(self, event: Event) -> None:
         if self._events_exchange is None or not self.is_connected:
             raise BrokerUnavailable()
         try:
@@ -169,10 +198,15 @@ class RabbitBroker(Broker):
             raise BrokerUnavailable() from error
 
     async def subscribe_events(
-        self, handler: EventHandler, on_resync: ResyncHandler | None = None
+        self,
+        handler: EventHandler,
+        *,
+        on_lost: ConnectionHandler | None = None,
+        on_resync: ConnectionHandler | None = None,
     ) -> Consumer:
-        assert self._connection is not None, "connect() first"
-        channel = await self._connection.channel()
+        connection = self._connection
+        assert connection is not None, "connect() first"
+        channel = await connection.channel()
         exchange = await channel.declare_exchange(
             self._topology.events_exchange, aio_pika.ExchangeType.FANOUT, durable=True
         )
@@ -183,7 +217,7 @@ class RabbitBroker(Broker):
             try:
                 event = EVENT.validate_json(message.body)
             except ValidationError:
-                log.error("malformed config event dropped", body_bytes=len(message.body))
+                log.error("malformed event dropped", body_bytes=len(message.body))
                 return
             try:
                 await handler(event)
@@ -191,13 +225,20 @@ class RabbitBroker(Broker):
                 log.exception("event handler failed", event_type=event.type)
 
         tag = await queue.consume(on_message, no_ack=True)
+        if on_lost is not None:
+            lost = on_lost
+
+            async def on_close(*_: object) -> None:
+                await lost()
+
+            connection.close_callbacks.add(on_close)
         if on_resync is not None:
             resync = on_resync
 
             async def on_reconnect(*_: object) -> None:
                 await resync()
 
-            self._connection.reconnect_callbacks.add(on_reconnect)
+            connection.reconnect_callbacks.add(on_reconnect)
         return _EventSubscription(channel, queue, tag)
 
     async def open_replies(
@@ -211,7 +252,7 @@ class RabbitBroker(Broker):
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             try:
-                replies = RunReplies.model_validate_json(message.body).replies
+                replies = Replies.model_validate_json(message.body).replies
             except ValidationError:
                 log.error("malformed reply dropped", body_bytes=len(message.body))
                 return
@@ -228,13 +269,14 @@ class RabbitBroker(Broker):
             self._connection.reconnect_callbacks.add(on_reconnect)
         return name
 
-    async def publish_replies(self, reply_to: str, replies: Sequence[RunReply]) -> None:
+    async def publish_replies(
+        self, reply_to: str, replies: Sequence[RunReply | ConfigApplied]
+    ) -> None:
         if self._reply_channel is None or not self.is_connected:
             raise BrokerUnavailable()
         message = aio_pika.Message(
-            RunReplies(replies=list(replies)).model_dump_json().encode(),
+            Replies(replies=list(replies)).model_dump_json().encode(),
             content_type="application/json",
-            correlation_id=replies[0].execution_id,
             delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
         )
         try:
@@ -244,6 +286,18 @@ class RabbitBroker(Broker):
             )
         except Exception as error:
             raise BrokerUnavailable() from error
+
+
+async def _declare_exchange(channel: AbstractChannel, spec: ExchangeSpec) -> AbstractExchange:
+    arguments: FieldTable = dict(spec.arguments)
+    return await channel.declare_exchange(
+        spec.name, aio_pika.ExchangeType(spec.type), durable=True, arguments=arguments
+    )
+
+
+async def _declare_queue(channel: AbstractChannel, spec: QueueSpec) -> AbstractQueue:
+    arguments: FieldTable = dict(spec.arguments)
+    return await channel.declare_queue(spec.name, durable=True, arguments=arguments)
 
 
 class _EventSubscription(Consumer):
@@ -257,12 +311,26 @@ class _EventSubscription(Consumer):
             await self._channel.close()
 
 
+def _delivery(message: AbstractIncomingMessage) -> Delivery:
+    count = message.headers.get("x-delivery-count", 0)
+    death = message.headers.get("x-first-death-reason")
+    return Delivery(
+        message.body,
+        attempt=(count if isinstance(count, int) else 0) + 1,
+        death=death if isinstance(death, str) else None,
+    )
+
+
 class _RunConsumer(Consumer):
-    """Acks a delivery only after its handler returned (so after the records are written);
-    a failing handler hands the delivery back; a malformed message is dead-lettered."""
+    """Carries out each delivery's Outcome: ack, hand back after a delay, dead-letter, or hand
+    back at once. A delivery cut off by a stop is handed back."""
 
     def __init__(
-        self, channel: AbstractChannel, queue: AbstractQueue, handler: RunHandler, backoff: float
+        self,
+        channel: AbstractChannel,
+        queue: AbstractQueue,
+        handler: DeliveryHandler,
+        backoff: float,
     ) -> None:
         self._backoff = backoff
         self._channel = channel
@@ -289,25 +357,26 @@ class _RunConsumer(Consumer):
                 self._idle.set()
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
+        delivery = _delivery(message)
         try:
-            batch = RunBatch.model_validate_json(message.body)
-        except ValidationError as error:
-            log.error("malformed run message dead-lettered", errors=error.error_count())
-            await message.reject(requeue=False)
-            return
-        try:
-            await self._handler(batch)
+            outcome = await self._handler(delivery)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await message.nack(requeue=True)
             raise
         except Exception:
-            delay = _retry_delay(message, self._backoff)
-            log.exception("run message failed; handing it back", retry_in=delay)
-            await asyncio.sleep(delay)
-            await message.nack(requeue=True)
-            return
-        await message.ack()
+            log.exception("run message failed; handing it back")
+            outcome = Outcome.RETRY
+        match outcome:
+            case Outcome.DONE:
+                await message.ack()
+            case Outcome.RETRY:
+                await asyncio.sleep(retry_delay(delivery.attempt, self._backoff))
+                await message.nack(requeue=True)
+            case Outcome.REJECT:
+                await message.reject(requeue=False)
+            case Outcome.RELEASE:
+                await message.nack(requeue=True)
 
     async def stop(self, grace: float) -> None:
         if self._tag is not None:

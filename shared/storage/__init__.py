@@ -3,17 +3,20 @@ and SQLite, the embedded default)."""
 
 from pathlib import Path
 
-from hookflow.shared.storage.base import Page, Storage
+from hookflow.shared.storage.base import Claim, Page, Storage
 
-__all__ = ["Page", "Storage", "open_storage"]
+__all__ = ["Claim", "Page", "Storage", "open_storage"]
 
 
-def open_storage(mongodb_url: str | None, *, database: str, data_dir: Path) -> Storage:
-    """MongoDB when a URL is given, else SQLite in `data_dir` (call .open() on the result)."""
+def open_storage(
+    mongodb_url: str | None, *, database: str, data_dir: Path, timeout: float = 10.0
+) -> Storage:
+    """MongoDB when a URL is given, else SQLite in `data_dir` (call .open() on the result).
+    `timeout`: seconds any one call may take before it raises StorageUnavailable."""
     if mongodb_url:
         from hookflow.shared.storage.mongo import MongoStorage
 
-        return MongoStorage(mongodb_url, database)
+        return MongoStorage(mongodb_url, database, timeout=timeout)
     from hookflow.shared.storage.sqlite import SqliteStorage
 
-    return SqliteStorage(data_dir / "hookflow.sqlite3")
+    return SqliteStorage(data_dir / "hookflow.sqlite3", timeout=timeout)

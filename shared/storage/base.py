@@ -3,6 +3,8 @@
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
 
 from hookflow.shared.models import ExecutionRecord, StoredWorkflow
 
@@ -13,8 +15,28 @@ class Page[T]:
     next_cursor: str | None
 
 
+type ClaimState = Literal["claimed", "queued", "started"]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """An idempotency key taken by one execution of a workflow, until `expires_at`.
+
+    `claimed`: a gateway took it and is queueing the run; `queued`: the broker confirmed the
+    run; `started`: an executor is running (or ran) it."""
+
+    workflow_id: str
+    key: str
+    execution_id: str
+    claimed_at: datetime
+    expires_at: datetime
+    state: ClaimState = "claimed"
+
+
 class Storage(ABC):
-    """Workflows (each version kept) and execution records."""
+    """Workflows (each version kept), execution records, idempotency claims, and the
+    installation's id. Raises StorageUnavailable when the store does not answer (in time),
+    so callers can tell a store in trouble from a bad request."""
 
     @abstractmethod
     async def open(self) -> None:
@@ -59,6 +81,45 @@ class Storage(ABC):
         self, *, limit: int, cursor: str | None = None
     ) -> Page[StoredWorkflow]:
         """Current workflows, newest first; `cursor` is the previous page's next_cursor."""
+
+    # --- the installation ---
+
+    @abstractmethod
+    async def installation_id(self) -> str:
+        """This installation's id, made and kept by the first service that asks."""
+
+    # --- idempotency claims ---
+
+    @abstractmethod
+    async def claim_keys(
+        self, claims: Sequence[Claim], *, abandoned_before: datetime
+    ) -> list[Claim]:
+        """Try to take each claim's key, atomically (across processes): a key is free when no
+        claim holds it, when its claim expired (`expires_at` passed by the claim's
+        `claimed_at`), or when it was claimed before `abandoned_before` and never queued (its
+        gateway died or failed before the broker confirmed the run). Returns, for each
+        claim, the claim that holds its key afterwards: the one given when it was taken."""
+
+    @abstractmethod
+    async def mark_claims(self, claims: Sequence[Claim], state: ClaimState) -> None:
+        """Move the claims that these executions still hold to `state`."""
+
+    @abstractmethod
+    async def release_claims(self, claims: Sequence[Claim]) -> None:
+        """Free the keys these executions still hold (their runs were never queued)."""
+
+    @abstractmethod
+    async def start_claims(self, claims: Sequence[Claim]) -> list[bool]:
+        """For each claim of a run about to execute: True (and the claim `started`) when its
+        execution still holds the key or nothing does; False when another execution took it
+        over (this run must not execute)."""
+
+    @abstractmethod
+    async def get_claim(self, workflow_id: str, key: str) -> Claim | None: ...
+
+    @abstractmethod
+    async def purge_claims(self, now: datetime) -> int:
+        """Delete the claims expired by `now`; returns how many."""
 
     # --- executions ---
 

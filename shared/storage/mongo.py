@@ -1,14 +1,19 @@
 """The MongoDB adapter, through PyMongo's own asyncio API (AsyncMongoClient)."""
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+import functools
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne, ReturnDocument, UpdateOne
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
-from hookflow.shared.errors import Conflict, NotFound
+from hookflow.shared.errors import Conflict, NotFound, StorageUnavailable
+from hookflow.shared.ids import new_id
 from hookflow.shared.models import ExecutionRecord, StoredWorkflow
-from hookflow.shared.storage.base import Page, Storage
+from hookflow.shared.storage.base import Claim, ClaimState, Page, Storage
 
 
 def _to_mongo(doc: dict[str, Any]) -> dict[str, Any]:
@@ -21,17 +26,48 @@ def _from_mongo(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def _unavailable[**P, T](
+    method: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """A store that does not answer (in time) raises StorageUnavailable: worth retrying."""
+
+    @functools.wraps(method)
+    async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except ConnectionFailure as error:
+            raise StorageUnavailable(f"MongoDB: {type(error).__name__}: {error}") from error
+        except PyMongoError as error:
+            if error.timeout:
+                raise StorageUnavailable(f"MongoDB timed out: {error}") from error
+            raise
+
+    return guarded
+
+
 class MongoStorage(Storage):
-    def __init__(self, url: str, database: str) -> None:
+    def __init__(self, url: str, database: str, *, timeout: float = 10.0) -> None:
+        # timeoutMS bounds every operation (PyMongo's client-side operation timeout): a store
+        # that stops answering gives an error to retry, never a call that hangs.
         self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            url, tz_aware=True, appname="hookflow", serverSelectionTimeoutMS=10_000
+            url,
+            tz_aware=True,
+            appname="hookflow",
+            serverSelectionTimeoutMS=int(timeout * 1000),
+            timeoutMS=int(timeout * 1000),
         )
         db = self._client[database]
         self._workflows = db["workflows"]
         self._versions = db["workflow_versions"]
         self._executions = db["executions"]
+        self._meta = db["meta"]
+        self._claims = db["idempotency_claims"]
 
+    @_unavailable
     async def open(self) -> None:
+        await self._claims.create_index(
+            [("expiresAt", ASCENDING)], expireAfterSeconds=0, name="expiry"
+        )
         await self._workflows.create_index([("key", ASCENDING)], unique=True, name="key_unique")
         await self._versions.create_index(
             [("workflowId", ASCENDING), ("version", ASCENDING)],
@@ -67,15 +103,21 @@ class MongoStorage(Storage):
         doc["workflowId"] = workflow.id
         return doc
 
+    @_unavailable
     async def insert_workflow(self, workflow: StoredWorkflow) -> None:
+        # The version first: once a gateway can see the workflow (and take its webhooks), the
+        # version its runs name is there for the executors.
+        version_id = f"{workflow.id}:{workflow.version}"
+        await self._versions.replace_one(
+            {"_id": version_id}, self._version_doc(workflow), upsert=True
+        )
         try:
             await self._workflows.insert_one(self._workflow_doc(workflow))
         except DuplicateKeyError as error:
+            await self._versions.delete_one({"_id": version_id})
             raise Conflict("a workflow with this id or trigger key exists") from error
-        await self._versions.replace_one(
-            {"_id": f"{workflow.id}:{workflow.version}"}, self._version_doc(workflow), upsert=True
-        )
 
+    @_unavailable
     async def replace_workflow(self, workflow: StoredWorkflow) -> None:
         try:
             await self._versions.insert_one(self._version_doc(workflow))
@@ -94,6 +136,7 @@ class MongoStorage(Storage):
             f"workflow {workflow.id} changed meanwhile (now version {current['version']})"
         )
 
+    @_unavailable
     async def delete_workflow(self, workflow_id: str) -> StoredWorkflow | None:
         doc = await self._workflows.find_one_and_delete({"_id": workflow_id})
         return self._workflow(doc)
@@ -106,18 +149,22 @@ class MongoStorage(Storage):
         doc.pop("workflowId", None)
         return StoredWorkflow.model_validate(_from_mongo(doc))
 
+    @_unavailable
     async def get_workflow(self, workflow_id: str) -> StoredWorkflow | None:
         return self._workflow(await self._workflows.find_one({"_id": workflow_id}))
 
+    @_unavailable
     async def get_workflow_by_key(self, key: str) -> StoredWorkflow | None:
         return self._workflow(await self._workflows.find_one({"key": key}))
 
+    @_unavailable
     async def get_workflow_version(self, workflow_id: str, version: int) -> StoredWorkflow | None:
         doc = await self._versions.find_one({"_id": f"{workflow_id}:{version}"})
         if doc is not None:
             doc["_id"] = workflow_id
         return self._workflow(doc)
 
+    @_unavailable
     async def list_workflows(
         self, *, limit: int, cursor: str | None = None
     ) -> Page[StoredWorkflow]:
@@ -126,8 +173,107 @@ class MongoStorage(Storage):
         items = [w for w in map(self._workflow, docs[:limit]) if w is not None]
         return Page(items, items[-1].id if len(docs) > limit else None)
 
+    # --- the installation ---
+
+    @_unavailable
+    async def installation_id(self) -> str:
+        with contextlib.suppress(DuplicateKeyError):  # another service made it just now
+            await self._meta.update_one(
+                {"_id": "installation"}, {"$setOnInsert": {"value": new_id()}}, upsert=True
+            )
+        doc = await self._meta.find_one({"_id": "installation"})
+        assert doc is not None
+        return str(doc["value"])
+
+    # --- idempotency claims ---
+
+    @staticmethod
+    def _claim_id(claim: Claim) -> str:
+        return f"{claim.workflow_id}:{claim.key}"
+
+    @_unavailable
+    async def claim_keys(
+        self, claims: Sequence[Claim], *, abandoned_before: datetime
+    ) -> list[Claim]:
+        return list(await asyncio.gather(*(self._take(c, abandoned_before) for c in claims)))
+
+    async def _take(self, claim: Claim, abandoned_before: datetime) -> Claim:
+        free = {
+            "$or": [
+                {"expiresAt": {"$lte": claim.claimed_at}},
+                {"state": "claimed", "claimedAt": {"$lt": abandoned_before}},
+            ]
+        }
+        fields = {
+            "workflowId": claim.workflow_id,
+            "key": claim.key,
+            "executionId": claim.execution_id,
+            "state": claim.state,
+            "claimedAt": claim.claimed_at,
+            "expiresAt": claim.expires_at,
+        }
+        try:
+            doc = await self._claims.find_one_and_update(
+                {"_id": self._claim_id(claim), **free},
+                {"$set": fields},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:  # held, and not free: the upsert's insert collided
+            doc = await self._claims.find_one({"_id": self._claim_id(claim)})
+        if doc is None:  # freed between the two calls: try once more
+            return await self._take(claim, abandoned_before)
+        return _claim(doc)
+
+    @_unavailable
+    async def mark_claims(self, claims: Sequence[Claim], state: ClaimState) -> None:
+        if claims:
+            await self._claims.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": self._claim_id(c), "executionId": c.execution_id},
+                        {"$set": {"state": state}},
+                    )
+                    for c in claims
+                ],
+                ordered=False,
+            )
+
+    @_unavailable
+    async def release_claims(self, claims: Sequence[Claim]) -> None:
+        for claim in claims:
+            await self._claims.delete_one(
+                {"_id": self._claim_id(claim), "executionId": claim.execution_id}
+            )
+
+    @_unavailable
+    async def start_claims(self, claims: Sequence[Claim]) -> list[bool]:
+        started = []
+        for claim in claims:
+            doc = await self._claims.find_one_and_update(
+                {"_id": self._claim_id(claim), "executionId": claim.execution_id},
+                {"$set": {"state": "started"}},
+            )
+            if doc is not None:
+                started.append(True)
+                continue
+            holder = await self._claims.find_one({"_id": self._claim_id(claim)}, {"_id": 1})
+            started.append(holder is None)
+        return started
+
+    @_unavailable
+    async def get_claim(self, workflow_id: str, key: str) -> Claim | None:
+        doc = await self._claims.find_one({"_id": f"{workflow_id}:{key}"})
+        return _claim(doc) if doc else None
+
+    @_unavailable
+    async def purge_claims(self, now: datetime) -> int:
+        result = await self._claims.delete_many({"expiresAt": {"$lte": now}})
+        return result.deleted_count
+
     # --- executions ---
 
+    @_unavailable
     async def save_executions(self, records: Sequence[ExecutionRecord]) -> None:
         operations = [
             ReplaceOne({"_id": record.id}, _to_mongo(record.model_dump()), upsert=True)
@@ -135,14 +281,17 @@ class MongoStorage(Storage):
         ]
         await self._executions.bulk_write(operations, ordered=False)
 
+    @_unavailable
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         doc = await self._executions.find_one({"_id": execution_id})
         return ExecutionRecord.model_validate(_from_mongo(doc)) if doc else None
 
+    @_unavailable
     async def existing_executions(self, execution_ids: Sequence[str]) -> set[str]:
         cursor = self._executions.find({"_id": {"$in": list(execution_ids)}}, {"_id": 1})
         return {doc["_id"] async for doc in cursor}
 
+    @_unavailable
     async def list_executions(
         self, workflow_id: str, *, limit: int, cursor: str | None = None
     ) -> Page[ExecutionRecord]:
@@ -152,3 +301,14 @@ class MongoStorage(Storage):
         docs = await self._executions.find(query).sort("_id", DESCENDING).limit(limit + 1).to_list()
         items = [ExecutionRecord.model_validate(_from_mongo(doc)) for doc in docs[:limit]]
         return Page(items, items[-1].id if len(docs) > limit else None)
+
+
+def _claim(doc: dict[str, Any]) -> Claim:
+    return Claim(
+        doc["workflowId"],
+        doc["key"],
+        doc["executionId"],
+        doc["claimedAt"],
+        doc["expiresAt"],
+        doc["state"],
+    )

@@ -5,11 +5,13 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
-from hookflow.shared.errors import Conflict, NotFound
+from hookflow.shared.errors import Conflict, NotFound, StorageUnavailable
+from hookflow.shared.ids import new_id
 from hookflow.shared.models import ExecutionRecord, StoredWorkflow
-from hookflow.shared.storage.base import Page, Storage
+from hookflow.shared.storage.base import Claim, ClaimState, Page, Storage
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS workflows (
@@ -32,28 +34,74 @@ CREATE TABLE IF NOT EXISTS executions (
 CREATE INDEX IF NOT EXISTS executions_by_workflow ON executions (workflow_id, id);
 """
 
+_CLAIMS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency_claims (
+    workflow_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    claimed_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (workflow_id, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_claims_expiry ON idempotency_claims (expires_at);
+"""
+
+_TAKE_CLAIM = """
+INSERT INTO idempotency_claims (workflow_id, key, execution_id, state, claimed_at, expires_at)
+VALUES (:workflow_id, :key, :execution_id, :state, :claimed_at, :expires_at)
+ON CONFLICT (workflow_id, key) DO UPDATE SET
+    execution_id = excluded.execution_id, state = excluded.state,
+    claimed_at = excluded.claimed_at, expires_at = excluded.expires_at
+WHERE idempotency_claims.expires_at <= excluded.claimed_at
+   OR (idempotency_claims.state = 'claimed' AND idempotency_claims.claimed_at < :abandoned)
+"""
+
+_SELECT_CLAIM = (
+    "SELECT workflow_id, key, execution_id, claimed_at, expires_at, state"
+    " FROM idempotency_claims WHERE workflow_id = ? AND key = ?"
+)
+
 _INSERT_VERSION = "INSERT INTO workflow_versions (workflow_id, version, doc) VALUES (?, ?, ?)"
 
 
 class SqliteStorage(Storage):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, timeout: float = 10.0) -> None:
         self._path = path
+        self._timeout = timeout
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hookflow-sqlite")
         self._db: sqlite3.Connection | None = None
 
     async def _call[T](self, function: Callable[[sqlite3.Connection], T]) -> T:
         db = self._db
         assert db is not None, "open() first"
-        return await asyncio.get_running_loop().run_in_executor(self._thread, function, db)
+        try:
+            return await asyncio.wait_for(
+                asyncio.get_running_loop().run_in_executor(self._thread, function, db),
+                # busy_timeout bounds a wait for a lock; this bounds everything else (a
+                # file system that stopped answering).
+                self._timeout + 5,
+            )
+        except sqlite3.OperationalError as error:  # locked, I/O error, cannot open
+            raise StorageUnavailable(f"SQLite at {self._path}: {error}") from error
+        except TimeoutError as error:
+            raise StorageUnavailable(
+                f"SQLite at {self._path} did not answer within {self._timeout + 5:g} s"
+            ) from error
 
     async def open(self) -> None:
         def connect() -> sqlite3.Connection:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA busy_timeout = 10000")
+            db.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             db.executescript(_SCHEMA)
+            db.executescript(_CLAIMS_SCHEMA)
             return db
 
         self._db = await asyncio.get_running_loop().run_in_executor(self._thread, connect)
@@ -67,7 +115,7 @@ class SqliteStorage(Storage):
     async def ping(self) -> bool:
         try:
             return await self._call(lambda db: db.execute("SELECT 1").fetchone() == (1,))
-        except sqlite3.Error:
+        except (sqlite3.Error, StorageUnavailable):
             return False
 
     # --- workflows ---
@@ -150,6 +198,102 @@ class SqliteStorage(Storage):
         )
         return _page(rows, limit, StoredWorkflow.model_validate_json)
 
+    # --- the installation ---
+
+    async def installation_id(self) -> str:
+        def get(db: sqlite3.Connection) -> str:
+            with _transaction(db):
+                db.execute(
+                    "INSERT OR IGNORE INTO meta (name, value) VALUES ('installation', ?)",
+                    (new_id(),),
+                )
+                row = db.execute("SELECT value FROM meta WHERE name = 'installation'").fetchone()
+            return str(row[0])
+
+        return await self._call(get)
+
+    # --- idempotency claims ---
+
+    async def claim_keys(
+        self, claims: Sequence[Claim], *, abandoned_before: datetime
+    ) -> list[Claim]:
+        abandoned = abandoned_before.timestamp()
+
+        def take(db: sqlite3.Connection) -> list[Claim]:
+            held = []
+            with _transaction(db):
+                for claim in claims:
+                    db.execute(_TAKE_CLAIM, {**_claim_row(claim), "abandoned": abandoned})
+                    row = db.execute(_SELECT_CLAIM, (claim.workflow_id, claim.key)).fetchone()
+                    held.append(_claim(row))
+            return held
+
+        return await self._call(take)
+
+    async def mark_claims(self, claims: Sequence[Claim], state: ClaimState) -> None:
+        rows = [(state, c.workflow_id, c.key, c.execution_id) for c in claims]
+
+        def mark(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.executemany(
+                    "UPDATE idempotency_claims SET state = ?"
+                    " WHERE workflow_id = ? AND key = ? AND execution_id = ?",
+                    rows,
+                )
+
+        await self._call(mark)
+
+    async def release_claims(self, claims: Sequence[Claim]) -> None:
+        rows = [(c.workflow_id, c.key, c.execution_id) for c in claims]
+
+        def release(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.executemany(
+                    "DELETE FROM idempotency_claims"
+                    " WHERE workflow_id = ? AND key = ? AND execution_id = ?",
+                    rows,
+                )
+
+        await self._call(release)
+
+    async def start_claims(self, claims: Sequence[Claim]) -> list[bool]:
+        def start(db: sqlite3.Connection) -> list[bool]:
+            held = []
+            with _transaction(db):
+                for claim in claims:
+                    row = db.execute(
+                        "SELECT execution_id FROM idempotency_claims"
+                        " WHERE workflow_id = ? AND key = ?",
+                        (claim.workflow_id, claim.key),
+                    ).fetchone()
+                    if row is not None and row[0] != claim.execution_id:
+                        held.append(False)
+                        continue
+                    if row is not None:
+                        db.execute(
+                            "UPDATE idempotency_claims SET state = 'started'"
+                            " WHERE workflow_id = ? AND key = ?",
+                            (claim.workflow_id, claim.key),
+                        )
+                    held.append(True)
+            return held
+
+        return await self._call(start)
+
+    async def get_claim(self, workflow_id: str, key: str) -> Claim | None:
+        row = await self._call(lambda db: db.execute(_SELECT_CLAIM, (workflow_id, key)).fetchone())
+        return _claim(row) if row else None
+
+    async def purge_claims(self, now: datetime) -> int:
+        def purge(db: sqlite3.Connection) -> int:
+            with _transaction(db):
+                cursor = db.execute(
+                    "DELETE FROM idempotency_claims WHERE expires_at <= ?", (now.timestamp(),)
+                )
+            return cursor.rowcount
+
+        return await self._call(purge)
+
     # --- executions ---
 
     async def save_executions(self, records: Sequence[ExecutionRecord]) -> None:
@@ -194,6 +338,29 @@ class SqliteStorage(Storage):
             ).fetchall()
         )
         return _page(rows, limit, ExecutionRecord.model_validate_json)
+
+
+def _claim_row(claim: Claim) -> dict[str, object]:
+    return {
+        "workflow_id": claim.workflow_id,
+        "key": claim.key,
+        "execution_id": claim.execution_id,
+        "state": claim.state,
+        "claimed_at": claim.claimed_at.timestamp(),
+        "expires_at": claim.expires_at.timestamp(),
+    }
+
+
+def _claim(row: tuple[str, str, str, float, float, ClaimState]) -> Claim:
+    workflow_id, key, execution_id, claimed_at, expires_at, state = row
+    return Claim(
+        workflow_id,
+        key,
+        execution_id,
+        datetime.fromtimestamp(claimed_at, UTC),
+        datetime.fromtimestamp(expires_at, UTC),
+        state,
+    )
 
 
 class _transaction:

@@ -7,7 +7,7 @@ from aiohttp import ClientSession
 from pydantic import BaseModel, ConfigDict
 
 from hookflow.shared.models import ResponseRecord
-from hookflow.shared.paths import render
+from hookflow.shared.templates import render
 
 
 class NodeConfig(BaseModel):
