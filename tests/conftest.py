@@ -22,6 +22,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from hookflow.shared.messaging import Topology
+from hookflow.shared.storage import Storage, open_storage
 from tests.support import System, running_system, settings_for
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -172,3 +173,18 @@ async def system(rabbitmq: str, data_dir: Path, namespace: str) -> AsyncIterator
     )
     async with running_system(settings) as running:
         yield running
+
+
+@pytest.fixture(params=["sqlite", "mongodb"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+    """Each storage adapter in turn, open on a database of this test's own."""
+    url = request.getfixturevalue("mongodb_url") if request.param == "mongodb" else None
+    database = f"test_{uuid.uuid4().hex[:12]}"
+    storage = open_storage(url, database=database, data_dir=tmp_path)
+    await storage.open()
+    try:
+        yield storage
+    finally:
+        if url:
+            await drop_database(url, database)
+        await storage.close()

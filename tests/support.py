@@ -1,6 +1,7 @@
 """Test helpers: documents, and the services started over real sockets."""
 
 import asyncio
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -212,3 +213,44 @@ def webhook_url(system: System, workflow: dict[str, Any]) -> str:
     """The workflow's webhook on this test's gateway (the config API hands out the URL on
     HOOKFLOW_PUBLIC_URL, which a test's random ports cannot know in advance)."""
     return f"{system.gateway_url}/api/webhook:trigger/{workflow['trigger']['key']}"
+
+
+@asynccontextmanager
+async def second_gateway(settings: RunSettings) -> AsyncIterator[str]:
+    """Another gateway on the same broker and storage, as a second process would be; yields
+    its base URL once it serves the same triggers."""
+    app = gateway_app(settings)
+    runner, url = await start_app(app)
+    try:
+        yield url
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def http_server(routes: web.RouteTableDef) -> AsyncIterator[str]:
+    """A real local HTTP server (for request nodes to call); yields its base URL."""
+    app = web.Application()
+    app.add_routes(routes)
+    runner, url = await start_app(app)
+    try:
+        yield url
+    finally:
+        await runner.cleanup()
+
+
+def close_connections(namespace: str) -> int:
+    """Close this test's broker connections from the server's side, as a restart would."""
+    listing = subprocess.run(
+        ["rabbitmqctl", "list_connections", "pid", "client_properties", "-q"],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout  # fmt: skip
+    pids = [
+        line.split("\t")[0] for line in listing.splitlines() if f"hookflow {namespace} " in line
+    ]
+    for pid in pids:
+        subprocess.run(
+            ["rabbitmqctl", "close_connection", pid, "test: broker restart"],
+            capture_output=True, check=True, timeout=30,
+        )  # fmt: skip
+    return len(pids)

@@ -4,32 +4,14 @@ accepted run is recorded."""
 
 import asyncio
 import shutil
-import subprocess
 
 import pytest
 
-from tests.support import System, wait_for, webhook_url
+from tests.support import System, close_connections, wait_for, webhook_url
 
 pytestmark = pytest.mark.skipif(
     shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl to close connections"
 )
-
-
-def close_connections(namespace: str) -> int:
-    """Close this test's broker connections from the server's side, as a restart would."""
-    listing = subprocess.run(
-        ["rabbitmqctl", "list_connections", "pid", "client_properties", "-q"],
-        capture_output=True, text=True, check=True, timeout=30,
-    ).stdout  # fmt: skip
-    pids = [
-        line.split("\t")[0] for line in listing.splitlines() if f"hookflow {namespace} " in line
-    ]
-    for pid in pids:
-        subprocess.run(
-            ["rabbitmqctl", "close_connection", pid, "test: broker restart"],
-            capture_output=True, check=True, timeout=30,
-        )  # fmt: skip
-    return len(pids)
 
 
 async def test_the_services_reconnect_and_lose_nothing(system: System, namespace: str) -> None:
