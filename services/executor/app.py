@@ -3,8 +3,9 @@
 from collections.abc import AsyncIterator
 
 import structlog
-from aiohttp import ClientSession, web
+from aiohttp import web
 
+from hookflow.executor.egress import request_session
 from hookflow.executor.worker import RunWorker
 from hookflow.shared.messaging import Broker, Consumer
 from hookflow.shared.service import (
@@ -32,7 +33,7 @@ def create_app(
     use_broker(app, settings, broker)
 
     async def consume(app: web.Application) -> AsyncIterator[None]:
-        http = ClientSession(headers={"User-Agent": "hookflow"})
+        http = request_session(settings)  # held to HOOKFLOW_REQUEST_*_NETWORKS
         worker = app[WORKER] = RunWorker(app[STORAGE], broker=app[BROKER], http=http)
         consumer = app[CONSUMER] = await app[BROKER].consume_runs(
             worker.handle, prefetch=settings.prefetch
