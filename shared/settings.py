@@ -1,10 +1,48 @@
 """Settings: one class per service, read from HOOKFLOW_* environment variables."""
 
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+type IPNetwork = IPv4Network | IPv6Network
+
+METADATA_NETWORKS: dict[IPNetwork, str] = {
+    ip_network("169.254.0.0/16"): "link-local: cloud metadata",
+    ip_network("fe80::/10"): "IPv6 link-local",
+    ip_network("fd00:ec2::254/128"): "AWS metadata over IPv6",
+    ip_network("fd00:ec2::23/128"): "AWS EKS Pod Identity over IPv6",
+    ip_network("100.100.100.200/32"): "Alibaba Cloud metadata",
+}
+"""What request nodes may not reach unless an operator says otherwise: the cloud metadata
+services, which hand out the machine's credentials to whoever asks from it."""
+
+
+def parse_networks(value: str) -> tuple[IPNetwork, ...]:
+    """Comma-separated CIDRs ("10.0.0.0/8, fd00::/8"; a bare address is one host). The word
+    `default` stands for METADATA_NETWORKS, so a list can extend them."""
+    networks: list[IPNetwork] = []
+    for item in (part.strip() for part in value.split(",")):
+        if item == "default":
+            networks.extend(METADATA_NETWORKS)
+        elif item:
+            try:
+                networks.append(_unmapped(ip_network(item)))
+            except ValueError as error:
+                raise ValueError(
+                    f"{item!r} is not a network in CIDR notation, such as 10.0.0.0/8 ({error})"
+                ) from None
+    return tuple(networks)
+
+
+def _unmapped(network: IPNetwork) -> IPNetwork:
+    """::ffff:10.0.0.0/104 is 10.0.0.0/8: addresses are checked as IPv4 once unmapped."""
+    mapped = network.network_address.ipv4_mapped if network.version == 6 else None
+    if mapped is None or network.prefixlen < 96:
+        return network
+    return IPv4Network((mapped, network.prefixlen - 96))
 
 
 class CommonSettings(BaseSettings):
@@ -65,6 +103,18 @@ class ExecutorSettings(CommonSettings):
     """Broker messages one executor holds unacknowledged at once."""
     shutdown_grace: float = 30.0
     """Seconds a stopping executor waits for the runs it holds before handing them back."""
+    request_denied_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = tuple(METADATA_NETWORKS)
+    """Networks request nodes never connect to; empty allows the metadata services."""
+    request_allowed_networks: Annotated[tuple[IPNetwork, ...] | None, NoDecode] = None
+    """Set: the only networks request nodes connect to (minus the denied ones); empty, none.
+    Unset: every network not denied."""
+
+    @field_validator("request_denied_networks", "request_allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, list | tuple):  # given in code rather than by the environment
+            value = ",".join(map(str, value))
+        return parse_networks(value) if isinstance(value, str) else value
 
 
 class ConfigApiSettings(CommonSettings):

@@ -5,8 +5,9 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import structlog
-from aiohttp import ClientSession, web
+from aiohttp import web
 
+from hookflow.executor.egress import request_session
 from hookflow.executor.health import Health
 from hookflow.executor.recorder import retrying
 from hookflow.executor.worker import RunWorker
@@ -41,7 +42,7 @@ def create_app(
     use_broker(app, settings, broker)
 
     async def consume(app: web.Application) -> AsyncIterator[None]:
-        http = ClientSession(headers={"User-Agent": "hookflow"})
+        http = request_session(settings)  # held to HOOKFLOW_REQUEST_*_NETWORKS
         consumers: list[Consumer] = []
 
         async def stop_consuming(reason: str) -> None:

@@ -1,6 +1,7 @@
 """`request`: an outgoing HTTP call. URL, headers, query and body are templates; the result is
 the answer's status, headers and body (parsed when it is JSON). Failing (a connection error, a
-timeout, a status of 400 or more) fails the node, and so the execution, unless `ignoreFail`.
+timeout, a status of 400 or more, an address the executor's networks settings refuse: see
+egress.py) fails the node, and so the execution, unless `ignoreFail`.
 
 The names follow NocoBase's request node: `params` for the query, `data` for the body,
 `timeout` in milliseconds.
@@ -13,6 +14,7 @@ import aiohttp
 import orjson
 from pydantic import Field
 
+from hookflow.executor.egress import AddressRefused
 from hookflow.executor.nodes.base import NodeConfig, NodeType, RunState, Step, register
 from hookflow.shared.models import HeaderValue
 
@@ -100,7 +102,15 @@ class Request(NodeType[RequestConfig]):
         except TimeoutError:
             raise RequestFailed(f"no answer within {config.timeout} ms") from None
         except aiohttp.ClientError as error:
-            raise RequestFailed(f"{type(error).__name__}: {error}") from error
+            raise RequestFailed(_failure(error)) from error
+
+
+def _failure(error: aiohttp.ClientError) -> str:
+    if isinstance(error, aiohttp.ClientConnectorError) and isinstance(
+        error.os_error, AddressRefused
+    ):
+        return str(error.os_error)  # names the address and the setting that refused it
+    return f"{type(error).__name__}: {error}"
 
 
 def _parse(raw: bytes, content_type: str) -> Any:
