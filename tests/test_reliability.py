@@ -75,7 +75,7 @@ async def test_a_run_is_acknowledged_only_once_recorded(
         await consumer.stop(1)
         assert deliveries == 3  # two failed writes handed the message back; the third took
         assert record.status == "succeeded"
-        assert len((await storage.list_executions(workflow.id, limit=10)).items) == 1
+        assert len((await storage.list_executions(workflow_id=workflow.id, limit=10)).items) == 1
     finally:
         await broker.close()
         await storage.close()

@@ -176,7 +176,7 @@ async def list_executions(request: web.Request) -> web.Response:
     workflow_id = request.match_info["id"]
     limit, cursor = _paging(request)
     storage = request.app[STORAGE]
-    page = await storage.list_executions(workflow_id, limit=limit, cursor=cursor)
+    page = await storage.list_executions(workflow_id=workflow_id, limit=limit, cursor=cursor)
     if not page.items and cursor is None and await storage.get_workflow(workflow_id) is None:
         raise NotFound(f"workflow {workflow_id} not found")
     return json_response(
