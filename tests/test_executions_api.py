@@ -3,49 +3,22 @@ received, paging across them, and a 400 for every bad parameter. Here on the in-
 and SQLite, with the history written into the store; test_replay.py drives real webhooks
 through RabbitMQ."""
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
-from hookflow.shared.messaging.memory import MemoryBroker
 from hookflow.shared.models import ExecutionStatus
 from hookflow.shared.storage import Storage
-from hookflow.shared.storage.sqlite import SqliteStorage
-from tests.support import System, payment_workflow, running_system, settings_for
+from tests.support import System, payment_workflow
 from tests.test_storage_contract import SECOND, T0, record
 
 MS = timedelta(milliseconds=1)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Storage]:
-    storage = SqliteStorage(tmp_path / "hookflow.sqlite3")
-    await storage.open()
-    try:
-        yield storage
-    finally:
-        await storage.close()
-
-
-@pytest.fixture
-async def local(store: Storage, tmp_path: Path, namespace: str) -> AsyncIterator[System]:
-    """The three services on the in-process bus, sharing `store`, as `hookflow run` does."""
-    bus = MemoryBroker()
-    await bus.connect()
-    settings = settings_for(broker_url=None, mongodb=None, data_dir=tmp_path, namespace=namespace)
-    try:
-        async with running_system(settings, storage=store, broker=bus) as system:
-            yield system
-    finally:
-        await bus.close()
-
-
-@pytest.fixture
-async def history(local: System, store: Storage) -> dict[str, Any]:
+async def history(local: System, local_store: Storage) -> dict[str, Any]:
     """Workflows a and b; executions a second apart from T0: a ok, a failed, b ok, a ok,
     b failed, a failed (t0..t5)."""
     a = (await local.create(payment_workflow(title="a")))["id"]
@@ -62,7 +35,7 @@ async def history(local: System, store: Storage) -> dict[str, Any]:
         record(workflow, status, received_at=T0 + n * SECOND)
         for n, (workflow, status) in enumerate(plan)
     ]
-    await store.save_executions(records)
+    await local_store.save_executions(records)
     return {"a": a, "b": b, "ids": [r.id for r in records]}
 
 
@@ -142,6 +115,7 @@ async def test_the_summaries_and_the_workflows_that_were(
         "finishedAt",
         "requestId",
         "error",
+        "replayOf",
     }
     # A deleted workflow's executions stay listed; one never stored is a 404.
     assert (await local.api("DELETE", f"/api/workflows/{history['b']}"))[0] == 204

@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from hookflow.config_api.listing import ExecutionFilter, Paging, execution_listing, workflow_listing
+from hookflow.config_api.replays import Replays
 from hookflow.config_api.workflows import Workflows
 from hookflow.shared.bodies import parse_body, variable_paths
 from hookflow.shared.errors import BadRequest, NotFound, Unauthorized
@@ -28,6 +29,7 @@ from hookflow.shared.settings import ConfigApiSettings
 from hookflow.shared.storage import Storage
 
 WORKFLOWS = web.AppKey("workflows", Workflows)
+REPLAYS = web.AppKey("replays", Replays)
 PARSE_USAGE = (
     'send {"url": "<a URL or a query string>"}, {"body": <a JSON sample>} '
     'or {"sample": "<a body as text>", "contentType": "<its type>"}'
@@ -69,6 +71,7 @@ def create_app(
 
     async def workflows(app: web.Application) -> None:
         app[WORKFLOWS] = Workflows(app[STORAGE], app[BROKER], settings.public_url, box)
+        app[REPLAYS] = Replays(app[STORAGE], app[BROKER])
 
     app.on_startup.append(workflows)
     app.router.add_get("/healthz", healthz)
@@ -82,6 +85,7 @@ def create_app(
     app.router.add_get("/api/workflows/{id}/executions", list_workflow_executions)
     app.router.add_get("/api/executions", list_executions)
     app.router.add_get("/api/executions/{id}", get_execution)
+    app.router.add_post("/api/executions/{id:[^/:]+}:replay", replay_execution)
     app.router.add_post("/api/webhook:parse", parse_sample)
     return app
 
@@ -159,6 +163,7 @@ def _summary(record: ExecutionRecord) -> dict[str, Any]:
             "finishedAt",
             "requestId",
             "error",
+            "replayOf",
         },
     )
 
@@ -197,6 +202,25 @@ async def get_execution(request: web.Request) -> web.Response:
     if record is None:
         raise NotFound(f"execution {request.match_info['id']} not found")
     return json_response(record.model_dump(mode="json"))
+
+
+async def replay_execution(request: web.Request) -> web.Response:
+    """Run an execution's context again (202): `{}` or `{"version": "current"}` on the
+    workflow's current version, `{"version": "original"}` on the version it ran."""
+    payload = await _json(request) if await request.read() else {}
+    run = await request.app[REPLAYS].replay(
+        request.match_info["id"], payload, request_id=request.headers.get("X-Request-Id")
+    )
+    return json_response(
+        {
+            "id": run.execution_id,
+            "workflowId": run.workflow_id,
+            "version": run.version,
+            "replayOf": run.replay_of,
+        },
+        status=202,
+        headers={"Location": f"/api/executions/{run.execution_id}"},
+    )
 
 
 async def parse_sample(request: web.Request) -> web.Response:
