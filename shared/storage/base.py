@@ -12,6 +12,9 @@ RECEIPT_SLACK = timedelta(minutes=1)
 """How far an execution's receivedAt may be from the time in its id. Both are taken when the
 run is received (by the gateway, or by a replay), microseconds apart; the slack is generous."""
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
 
 @dataclass(frozen=True, slots=True)
 class Page[T]:
@@ -95,7 +98,8 @@ class Storage(ABC):
         kept to the millisecond). `cursor` is the previous page's next_cursor.
 
         The time range is matched on receivedAt exactly, and the scan is bounded by the ids
-        (TimeRange.ids), so a range far in the past costs no more than a recent one."""
+        (TimeRange.ids): an execution's id is made when it is received, within RECEIPT_SLACK
+        of its receivedAt, so a range far in the past costs no more than a recent one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +127,7 @@ class TimeRange:
 
 def epoch_ms(moment: datetime) -> int:
     """Whole milliseconds since 1970 (rounded down), in integers: no float rounding."""
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
+    return (moment - _EPOCH) // _MS
 
 
 def _ceil_ms(moment: datetime | None) -> datetime | None:
