@@ -22,7 +22,9 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from hookflow.shared.messaging import Topology
+from hookflow.shared.messaging.memory import MemoryBroker
 from hookflow.shared.storage import Storage, open_storage
+from hookflow.shared.storage.sqlite import SqliteStorage
 from tests.support import System, running_system, settings_for
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -188,3 +190,34 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         if url:
             await drop_database(url, database)
         await storage.close()
+
+
+@pytest.fixture
+async def local_store(data_dir: Path) -> AsyncIterator[SqliteStorage]:
+    storage = SqliteStorage(data_dir / "hookflow.sqlite3")
+    await storage.open()
+    try:
+        yield storage
+    finally:
+        await storage.close()
+
+
+@pytest.fixture
+async def local_bus() -> AsyncIterator[MemoryBroker]:
+    bus = MemoryBroker()
+    await bus.connect()
+    try:
+        yield bus
+    finally:
+        await bus.close()
+
+
+@pytest.fixture
+async def local(
+    local_store: SqliteStorage, local_bus: MemoryBroker, data_dir: Path, namespace: str
+) -> AsyncIterator[System]:
+    """The three services sharing the in-process bus and one SQLite store, as `hookflow run`
+    wires them."""
+    settings = settings_for(broker_url=None, mongodb=None, data_dir=data_dir, namespace=namespace)
+    async with running_system(settings, storage=local_store, broker=local_bus) as running:
+        yield running

@@ -86,7 +86,7 @@ async def test_a_run_is_acknowledged_only_once_recorded_and_a_failing_store_is_r
         assert deliveries == 1
         assert storage.failures == 0
         assert record.status == "succeeded"
-        assert len((await storage.list_executions(workflow.id, limit=10)).items) == 1
+        assert len((await storage.list_executions(workflow_id=workflow.id, limit=10)).items) == 1
     finally:
         await broker.close()
         await storage.close()

@@ -1,39 +1,29 @@
 """One contract, two adapters: SQLite (embedded) and MongoDB (over a real socket)."""
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
-from datetime import timedelta
-from pathlib import Path
+import os
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from hookflow.shared.errors import Conflict, NotFound
-from hookflow.shared.ids import new_id, trigger_key
+from hookflow.shared.ids import first_id_at, new_id, trigger_key
 from hookflow.shared.models import (
     ExecutionRecord,
+    ExecutionStatus,
     NodeResult,
     StoredWorkflow,
     TriggerContext,
     WorkflowDocument,
     now,
 )
-from hookflow.shared.storage import Storage, open_storage
-from tests.conftest import drop_database
+from hookflow.shared.storage import Storage
 
 
-@pytest.fixture(params=["sqlite", "mongodb"])
-async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
-    url = request.getfixturevalue("mongodb_url") if request.param == "mongodb" else None
-    database = f"test_{uuid.uuid4().hex[:12]}"
-    store = open_storage(url, database=database, data_dir=tmp_path)
-    await store.open()
-    try:
-        yield store
-    finally:
-        if url:
-            await drop_database(url, database)
-        await store.close()
+@pytest.fixture
+def storage(store: Storage) -> Storage:
+    """Each adapter in turn (conftest's `store`)."""
+    return store
 
 
 def workflow(title: str = "w", version: int = 1, **fields: object) -> StoredWorkflow:
@@ -52,15 +42,23 @@ def next_version(current: StoredWorkflow, title: str) -> StoredWorkflow:
     )
 
 
+def id_at(moment: datetime) -> str:
+    """An id as new_id() makes it at `moment`."""
+    return first_id_at(moment)[:12] + os.urandom(10).hex()
+
+
 def record(
-    workflow_id: str, status: str = "succeeded", execution_id: str | None = None
+    workflow_id: str,
+    status: ExecutionStatus = "succeeded",
+    execution_id: str | None = None,
+    received_at: datetime | None = None,
 ) -> ExecutionRecord:
-    moment = now()
+    moment = received_at or now()
     return ExecutionRecord(
-        id=execution_id or new_id(),
+        id=execution_id or id_at(moment),
         workflowId=workflow_id,
         version=1,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         receivedAt=moment,
         startedAt=moment,
         finishedAt=moment + timedelta(milliseconds=3),
@@ -154,8 +152,10 @@ async def test_executions_are_saved_once_per_id(storage: Storage) -> None:
     again = record("wf", status="failed", execution_id=first.id)
     await storage.save_executions([again])
     assert await storage.get_execution(first.id) == again
-    page = await storage.list_executions("wf", limit=10)
+    page = await storage.list_executions(workflow_id="wf", limit=10)
     assert len(page.items) == 2
+    failed = await storage.list_executions(workflow_id="wf", status="failed", limit=10)
+    assert [r.id for r in failed.items] == [first.id]  # the filter follows the overwrite
     assert await storage.get_execution("missing") is None
 
 
@@ -166,12 +166,92 @@ async def test_executions_list_newest_first_per_workflow(storage: Storage) -> No
         await asyncio.sleep(0.002)
     await storage.save_executions(records)
     await storage.save_executions([record("other")])
-    page = await storage.list_executions("wf", limit=3)
+    page = await storage.list_executions(workflow_id="wf", limit=3)
     assert [r.id for r in page.items] == [r.id for r in reversed(records)][:3]
-    rest = await storage.list_executions("wf", limit=3, cursor=page.next_cursor)
+    rest = await storage.list_executions(workflow_id="wf", limit=3, cursor=page.next_cursor)
     assert [r.id for r in rest.items] == [records[1].id, records[0].id]
     assert rest.next_cursor is None
-    assert (await storage.list_executions("nobody", limit=3)).items == []
+    assert (await storage.list_executions(workflow_id="nobody", limit=3)).items == []
+
+
+T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+SECOND = timedelta(seconds=1)
+HALF_MS = timedelta(microseconds=500)
+
+
+@pytest.fixture
+async def history(storage: Storage) -> list[ExecutionRecord]:
+    """Six executions a second apart (t0..t5) of workflows a and b, some failed; and one
+    of workflow c received at t6 whose id was made 30 s later (within RECEIPT_SLACK)."""
+    made = [
+        record("a", "succeeded", received_at=T0),
+        record("a", "failed", received_at=T0 + SECOND),
+        record("a", "succeeded", received_at=T0 + 2 * SECOND),
+        record("b", "succeeded", received_at=T0 + 3 * SECOND),
+        record("a", "failed", received_at=T0 + 4 * SECOND),
+        record("b", "failed", received_at=T0 + 5 * SECOND),
+    ]
+    late = record("c", execution_id=id_at(T0 + 36 * SECOND), received_at=T0 + 6 * SECOND)
+    await storage.save_executions([*made, late])
+    return [*made, late]
+
+
+async def listed(storage: Storage, **filters: object) -> list[int]:
+    """Which of the history's records a listing gives, by their second (t0 = 0)."""
+    page = await storage.list_executions(limit=50, **filters)  # type: ignore[arg-type]
+    assert page.next_cursor is None
+    return [int((r.receivedAt - T0) / SECOND) for r in page.items]
+
+
+async def test_executions_filtered_by_workflow_and_status(
+    storage: Storage, history: list[ExecutionRecord]
+) -> None:
+    assert await listed(storage) == [6, 5, 4, 3, 2, 1, 0]
+    assert await listed(storage, workflow_id="a") == [4, 2, 1, 0]
+    assert await listed(storage, status="failed") == [5, 4, 1]
+    assert await listed(storage, status="succeeded") == [6, 3, 2, 0]
+    assert await listed(storage, workflow_id="a", status="failed") == [4, 1]
+    assert await listed(storage, workflow_id="b", status="succeeded") == [3]
+    assert await listed(storage, workflow_id="nobody") == []
+
+
+async def test_executions_filtered_by_time_received(
+    storage: Storage, history: list[ExecutionRecord]
+) -> None:
+    t = [T0 + n * SECOND for n in range(8)]
+    assert await listed(storage, since=t[2]) == [6, 5, 4, 3, 2]  # since: inclusive
+    assert await listed(storage, until=t[2]) == [1, 0]  # until: exclusive
+    assert await listed(storage, since=t[1], until=t[4]) == [3, 2, 1]
+    assert await listed(storage, since=t[2] - HALF_MS, until=t[2] + HALF_MS) == [2]
+    assert await listed(storage, since=t[2] + HALF_MS, until=t[3]) == []
+    assert await listed(storage, since=t[7]) == []
+    plus_two = timezone(timedelta(hours=2))
+    assert await listed(storage, since=t[4].astimezone(plus_two)) == [6, 5, 4]
+    # Matched on receivedAt, not on the time in the id (made 30 s later for t6).
+    assert await listed(storage, since=t[6], until=t[6] + SECOND) == [6]
+    assert await listed(storage, since=t[6] + SECOND) == []
+    assert await listed(storage, workflow_id="a", status="failed", since=t[2]) == [4]
+
+
+async def test_executions_page_through_filters(
+    storage: Storage, history: list[ExecutionRecord]
+) -> None:
+    async def pages(**filters: object) -> list[list[int]]:
+        seen: list[list[int]] = []
+        cursor = None
+        while True:
+            page = await storage.list_executions(  # type: ignore[arg-type]
+                limit=2, cursor=cursor, **filters
+            )
+            seen.append([int((r.receivedAt - T0) / SECOND) for r in page.items])
+            cursor = page.next_cursor
+            if cursor is None:
+                return seen
+
+    assert await pages(status="succeeded") == [[6, 3], [2, 0]]
+    assert await pages(since=T0 + SECOND) == [[6, 5], [4, 3], [2, 1]]
+    assert await pages(workflow_id="a", until=T0 + 4 * SECOND) == [[2, 1], [0]]
+    assert await pages(status="failed", since=T0 + SECOND, until=T0 + 5 * SECOND) == [[4, 1]]
 
 
 async def test_ping(storage: Storage) -> None:

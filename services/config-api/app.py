@@ -8,7 +8,9 @@ from urllib.parse import urlsplit
 import orjson
 from aiohttp import web
 
+from hookflow.config_api.listing import ExecutionFilter, Paging, execution_listing, workflow_listing
 from hookflow.config_api.propagation import Propagation
+from hookflow.config_api.replays import Replays
 from hookflow.config_api.workflows import Workflows
 from hookflow.shared.bodies import parse_body, variable_paths
 from hookflow.shared.errors import BadRequest, NotFound, Unauthorized
@@ -17,6 +19,7 @@ from hookflow.shared.models import ExecutionRecord, StoredWorkflow
 from hookflow.shared.querystring import parse_query
 from hookflow.shared.service import (
     BROKER,
+    INSTALLATION,
     STORAGE,
     error_middleware,
     json_response,
@@ -28,7 +31,7 @@ from hookflow.shared.settings import ConfigApiSettings
 from hookflow.shared.storage import Storage
 
 WORKFLOWS = web.AppKey("workflows", Workflows)
-MAX_PAGE = 200
+REPLAYS = web.AppKey("replays", Replays)
 PARSE_USAGE = (
     'send {"url": "<a URL or a query string>"}, {"body": <a JSON sample>} '
     'or {"sample": "<a body as text>", "contentType": "<its type>"}'
@@ -76,6 +79,7 @@ def create_app(
         )
         await propagation.start()
         app[WORKFLOWS] = Workflows(app[STORAGE], app[BROKER], propagation, settings.public_url, box)
+        app[REPLAYS] = Replays(app[STORAGE], app[BROKER], app[INSTALLATION])
         yield
         await propagation.stop()
 
@@ -88,8 +92,10 @@ def create_app(
     app.router.add_patch("/api/workflows/{id}", patch_workflow)
     app.router.add_delete("/api/workflows/{id}", delete_workflow)
     app.router.add_post("/api/workflows/{id}/signature:rotate", rotate_secret)
-    app.router.add_get("/api/workflows/{id}/executions", list_executions)
+    app.router.add_get("/api/workflows/{id}/executions", list_workflow_executions)
+    app.router.add_get("/api/executions", list_executions)
     app.router.add_get("/api/executions/{id}", get_execution)
+    app.router.add_post("/api/executions/{id:[^/:]+}:replay", replay_execution)
     app.router.add_post("/api/webhook:parse", parse_sample)
     return app
 
@@ -99,16 +105,6 @@ async def _json(request: web.Request) -> Any:
         return orjson.loads(await request.read())
     except orjson.JSONDecodeError as error:
         raise BadRequest(f"body is not valid JSON: {error}") from error
-
-
-def _paging(request: web.Request) -> tuple[int, str | None]:
-    try:
-        limit = int(request.query.get("limit", "50"))
-    except ValueError as error:
-        raise BadRequest("limit must be a whole number") from error
-    if not 1 <= limit <= MAX_PAGE:
-        raise BadRequest(f"limit must be between 1 and {MAX_PAGE}")
-    return limit, request.query.get("cursor") or None
 
 
 def _answer(
@@ -129,8 +125,8 @@ async def create_workflow(request: web.Request) -> web.Response:
 
 async def list_workflows(request: web.Request) -> web.Response:
     workflows = request.app[WORKFLOWS]
-    limit, cursor = _paging(request)
-    page = await request.app[STORAGE].list_workflows(limit=limit, cursor=cursor)
+    paging = workflow_listing(request.query)
+    page = await request.app[STORAGE].list_workflows(limit=paging.limit, cursor=paging.cursor)
     return json_response(
         {"items": [workflows.present(w) for w in page.items], "nextCursor": page.next_cursor}
     )
@@ -177,20 +173,38 @@ def _summary(record: ExecutionRecord) -> dict[str, Any]:
             "finishedAt",
             "requestId",
             "error",
+            "replayOf",
         },
     )
 
 
-async def list_executions(request: web.Request) -> web.Response:
-    workflow_id = request.match_info["id"]
-    limit, cursor = _paging(request)
-    storage = request.app[STORAGE]
-    page = await storage.list_executions(workflow_id, limit=limit, cursor=cursor)
-    if not page.items and cursor is None and await storage.get_workflow(workflow_id) is None:
-        raise NotFound(f"workflow {workflow_id} not found")
+async def _executions(storage: Storage, found: ExecutionFilter, paging: Paging) -> web.Response:
+    page = await storage.list_executions(
+        workflow_id=found.workflow_id,
+        status=found.status,
+        since=found.since,
+        until=found.until,
+        limit=paging.limit,
+        cursor=paging.cursor,
+    )
     return json_response(
         {"items": [_summary(r) for r in page.items], "nextCursor": page.next_cursor}
     )
+
+
+async def list_executions(request: web.Request) -> web.Response:
+    """Executions of every workflow (or the one `workflow` names, deleted or not)."""
+    return await _executions(request.app[STORAGE], *execution_listing(request.query))
+
+
+async def list_workflow_executions(request: web.Request) -> web.Response:
+    """A workflow's executions; its deleted versions' too (404 for a workflow never stored)."""
+    workflow_id = request.match_info["id"]
+    storage = request.app[STORAGE]
+    found, paging = execution_listing(request.query, workflow_id=workflow_id)
+    if await storage.get_workflow_version(workflow_id, 1) is None:
+        raise NotFound(f"workflow {workflow_id} not found")
+    return await _executions(storage, found, paging)
 
 
 async def get_execution(request: web.Request) -> web.Response:
@@ -198,6 +212,25 @@ async def get_execution(request: web.Request) -> web.Response:
     if record is None:
         raise NotFound(f"execution {request.match_info['id']} not found")
     return json_response(record.model_dump(mode="json"))
+
+
+async def replay_execution(request: web.Request) -> web.Response:
+    """Run an execution's context again (202): `{}` or `{"version": "current"}` on the
+    workflow's current version, `{"version": "original"}` on the version it ran."""
+    payload = await _json(request) if await request.read() else {}
+    run = await request.app[REPLAYS].replay(
+        request.match_info["id"], payload, request_id=request.headers.get("X-Request-Id")
+    )
+    return json_response(
+        {
+            "id": run.execution_id,
+            "workflowId": run.workflow_id,
+            "version": run.version,
+            "replayOf": run.replay_of,
+        },
+        status=202,
+        headers={"Location": f"/api/executions/{run.execution_id}"},
+    )
 
 
 async def parse_sample(request: web.Request) -> web.Response:

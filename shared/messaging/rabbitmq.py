@@ -305,10 +305,13 @@ class _EventSubscription(Consumer):
         self._channel, self._queue, self._tag = channel, queue, tag
 
     async def stop(self, grace: float) -> None:
+        if self._channel.is_closed:
+            return
+        # Bounded: on a connection closed meanwhile, these would wait for a reconnection.
         with contextlib.suppress(Exception):
-            await self._queue.cancel(self._tag)
+            await asyncio.wait_for(self._queue.cancel(self._tag), 5)
         with contextlib.suppress(Exception):
-            await self._channel.close()
+            await asyncio.wait_for(self._channel.close(), 5)
 
 
 def _delivery(message: AbstractIncomingMessage) -> Delivery:
@@ -381,7 +384,7 @@ class _RunConsumer(Consumer):
     async def stop(self, grace: float) -> None:
         if self._tag is not None:
             with contextlib.suppress(Exception):
-                await self._queue.cancel(self._tag)
+                await asyncio.wait_for(self._queue.cancel(self._tag), 5)
             self._tag = None
         try:
             await asyncio.wait_for(self._idle.wait(), grace)
@@ -391,4 +394,4 @@ class _RunConsumer(Consumer):
                 task.cancel()
             await asyncio.gather(*self._active, return_exceptions=True)
         with contextlib.suppress(Exception):
-            await self._channel.close()
+            await asyncio.wait_for(self._channel.close(), 5)

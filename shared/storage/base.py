@@ -3,10 +3,18 @@
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from hookflow.shared.models import ExecutionRecord, StoredWorkflow
+from hookflow.shared.ids import first_id_at
+from hookflow.shared.models import ExecutionRecord, ExecutionStatus, StoredWorkflow
+
+RECEIPT_SLACK = timedelta(minutes=1)
+"""How far an execution's receivedAt may be from the time in its id. Both are taken when the
+run is received (by the gateway, or by a replay), microseconds apart; the slack is generous."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +144,57 @@ class Storage(ABC):
 
     @abstractmethod
     async def list_executions(
-        self, workflow_id: str, *, limit: int, cursor: str | None = None
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: ExecutionStatus | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int,
+        cursor: str | None = None,
     ) -> Page[ExecutionRecord]:
-        """A workflow's executions, newest first."""
+        """Executions, newest first (by id), of one workflow or of all, with one status or
+        either, received at or after `since` and before `until` (aware times; receivedAt is
+        kept to the millisecond). `cursor` is the previous page's next_cursor.
+
+        The time range is matched on receivedAt exactly, and the scan is bounded by the ids
+        (TimeRange.ids): an execution's id is made when it is received, within RECEIPT_SLACK
+        of its receivedAt, so a range far in the past costs no more than a recent one."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """`since <= receivedAt < until`, rounded up to whole milliseconds: the records keep
+    receivedAt to the millisecond, so the rounded bounds select exactly the same records
+    (and MongoDB, which keeps milliseconds, compares them without losing any part)."""
+
+    since: datetime | None
+    until: datetime | None
+
+    @classmethod
+    def of(cls, since: datetime | None, until: datetime | None) -> "TimeRange":
+        return cls(_ceil_ms(since), _ceil_ms(until))
+
+    def ids(self, cursor: str | None) -> tuple[str | None, str | None]:
+        """Bounds on the ids of the records in range, before `cursor`: (lowest, above the
+        highest), widened by RECEIPT_SLACK."""
+        low = first_id_at(self.since, later_by=-RECEIPT_SLACK) if self.since else None
+        high = first_id_at(self.until, later_by=RECEIPT_SLACK) if self.until else None
+        if cursor is not None:
+            high = cursor if high is None else min(high, cursor)
+        return low, high
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Whole milliseconds since 1970 (rounded down), in integers: no float rounding."""
+    return (moment - _EPOCH) // _MS
+
+
+def _ceil_ms(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    rest = (moment - _EPOCH) % _MS
+    try:
+        return moment + (_MS - rest) if rest else moment
+    except OverflowError:  # within a millisecond of the year 10000: nothing is received then
+        return moment

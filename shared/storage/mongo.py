@@ -12,8 +12,12 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from hookflow.shared.errors import Conflict, NotFound, StorageUnavailable
 from hookflow.shared.ids import new_id
-from hookflow.shared.models import ExecutionRecord, StoredWorkflow
-from hookflow.shared.storage.base import Claim, ClaimState, Page, Storage
+from hookflow.shared.models import ExecutionRecord, ExecutionStatus, StoredWorkflow
+from hookflow.shared.storage.base import Claim, ClaimState, Page, Storage, TimeRange
+
+# Failures are few: partial indexes find them (with or without a workflow); other listings
+# read the _id index or by_workflow, newest first, bounded by the ids of their time range.
+_FAILED = {"status": "failed"}
 
 
 def _to_mongo(doc: dict[str, Any]) -> dict[str, Any]:
@@ -76,6 +80,16 @@ class MongoStorage(Storage):
         )
         await self._executions.create_index(
             [("workflowId", ASCENDING), ("_id", DESCENDING)], name="by_workflow"
+        )
+        await self._executions.create_index(
+            [("status", ASCENDING), ("_id", DESCENDING)],
+            name="failed",
+            partialFilterExpression=_FAILED,
+        )
+        await self._executions.create_index(
+            [("workflowId", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)],
+            name="failed_by_workflow",
+            partialFilterExpression=_FAILED,
         )
 
     async def close(self) -> None:
@@ -293,11 +307,28 @@ class MongoStorage(Storage):
 
     @_unavailable
     async def list_executions(
-        self, workflow_id: str, *, limit: int, cursor: str | None = None
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: ExecutionStatus | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int,
+        cursor: str | None = None,
     ) -> Page[ExecutionRecord]:
-        query: dict[str, Any] = {"workflowId": workflow_id}
-        if cursor:
-            query["_id"] = {"$lt": cursor}
+        query: dict[str, Any] = {}
+        if workflow_id is not None:
+            query["workflowId"] = workflow_id
+        if status is not None:
+            query["status"] = status
+        times = TimeRange.of(since, until)
+        for field, low, high in (
+            ("_id", *times.ids(cursor)),
+            ("receivedAt", times.since, times.until),
+        ):
+            bounds = {name: at for name, at in (("$gte", low), ("$lt", high)) if at is not None}
+            if bounds:
+                query[field] = bounds
         docs = await self._executions.find(query).sort("_id", DESCENDING).limit(limit + 1).to_list()
         items = [ExecutionRecord.model_validate(_from_mongo(doc)) for doc in docs[:limit]]
         return Page(items, items[-1].id if len(docs) > limit else None)

@@ -8,10 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from hookflow.shared.errors import Conflict, NotFound, StorageUnavailable
 from hookflow.shared.ids import new_id
-from hookflow.shared.models import ExecutionRecord, StoredWorkflow
-from hookflow.shared.storage.base import Claim, ClaimState, Page, Storage
+from hookflow.shared.models import ExecutionRecord, ExecutionStatus, StoredWorkflow
+from hookflow.shared.storage.base import Claim, ClaimState, Page, Storage, TimeRange, epoch_ms
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS workflows (
@@ -68,6 +70,19 @@ _SELECT_CLAIM = (
 
 _INSERT_VERSION = "INSERT INTO workflow_versions (workflow_id, version, doc) VALUES (?, ?, ?)"
 
+# What executions are listed by besides the workflow: their status, and receivedAt in whole
+# milliseconds since 1970. Added to a file made before they existed, and filled from its
+# documents (_add_filter_columns). Failures are few: partial indexes find them; the rest is
+# most of the table, read in id order.
+_FILTER_COLUMNS = {"status": "TEXT", "received_at": "INTEGER"}
+_FILTER_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS executions_failed ON executions (id) WHERE status = 'failed'",
+    "CREATE INDEX IF NOT EXISTS executions_failed_by_workflow ON executions (workflow_id, id)"
+    " WHERE status = 'failed'",
+)
+# Literal in the SQL, so that SQLite sees a query for failures can use the partial indexes.
+_STATUS_IS: dict[str, str] = {"succeeded": "status = 'succeeded'", "failed": "status = 'failed'"}
+
 
 class SqliteStorage(Storage):
     def __init__(self, path: Path, *, timeout: float = 10.0) -> None:
@@ -102,6 +117,7 @@ class SqliteStorage(Storage):
             db.execute("PRAGMA synchronous = NORMAL")
             db.executescript(_SCHEMA)
             db.executescript(_CLAIMS_SCHEMA)
+            _add_filter_columns(db)
             return db
 
         self._db = await asyncio.get_running_loop().run_in_executor(self._thread, connect)
@@ -297,12 +313,16 @@ class SqliteStorage(Storage):
     # --- executions ---
 
     async def save_executions(self, records: Sequence[ExecutionRecord]) -> None:
-        rows = [(r.id, r.workflowId, r.model_dump_json()) for r in records]
+        rows = [
+            (r.id, r.workflowId, r.status, epoch_ms(r.receivedAt), r.model_dump_json())
+            for r in records
+        ]
 
         def save(db: sqlite3.Connection) -> None:
             with _transaction(db):
                 db.executemany(
-                    "INSERT OR REPLACE INTO executions (id, workflow_id, doc) VALUES (?, ?, ?)",
+                    "INSERT OR REPLACE INTO executions (id, workflow_id, status, received_at, doc)"
+                    " VALUES (?, ?, ?, ?, ?)",
                     rows,
                 )
 
@@ -328,15 +348,41 @@ class SqliteStorage(Storage):
         return {row[0] for row in rows}
 
     async def list_executions(
-        self, workflow_id: str, *, limit: int, cursor: str | None = None
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: ExecutionStatus | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int,
+        cursor: str | None = None,
     ) -> Page[ExecutionRecord]:
-        rows = await self._call(
-            lambda db: db.execute(
-                "SELECT id, doc FROM executions WHERE workflow_id = ? AND id < ?"
-                " ORDER BY id DESC LIMIT ?",
-                (workflow_id, cursor or "~", limit + 1),
-            ).fetchall()
+        where: list[str] = []
+        args: list[object] = []
+
+        def when(clause: str, *values: object) -> None:
+            where.append(clause)
+            args.extend(values)
+
+        if workflow_id is not None:
+            when("workflow_id = ?", workflow_id)
+        if status is not None:
+            when(_STATUS_IS[status])
+        times = TimeRange.of(since, until)
+        low, high = times.ids(cursor)
+        if low is not None:
+            when("id >= ?", low)
+        if high is not None:
+            when("id < ?", high)
+        if times.since is not None:
+            when("received_at >= ?", epoch_ms(times.since))
+        if times.until is not None:
+            when("received_at < ?", epoch_ms(times.until))
+        sql = (
+            "SELECT id, doc FROM executions"  # noqa: S608 (fixed clauses; values are ?s)
+            f" WHERE {' AND '.join(where) or 'TRUE'} ORDER BY id DESC LIMIT ?"
         )
+        rows = await self._call(lambda db: db.execute(sql, (*args, limit + 1)).fetchall())
         return _page(rows, limit, ExecutionRecord.model_validate_json)
 
 
@@ -361,6 +407,41 @@ def _claim(row: tuple[str, str, str, float, float, ClaimState]) -> Claim:
         datetime.fromtimestamp(expires_at, UTC),
         state,
     )
+
+
+class _Filtered(BaseModel):
+    """The fields of a stored execution document that its filter columns hold."""
+
+    status: str
+    receivedAt: datetime
+
+
+def _add_filter_columns(db: sqlite3.Connection) -> None:
+    """Give `executions` its filter columns and their indexes; in a file made before them,
+    add the columns and fill them from each record's document (once: in one transaction, so
+    a process opening the same file meanwhile waits, then finds them there)."""
+    with _transaction(db):
+        present = {row[1] for row in db.execute("PRAGMA table_info(executions)")}
+        missing = [name for name in _FILTER_COLUMNS if name not in present]
+        for name in missing:
+            db.execute(f"ALTER TABLE executions ADD COLUMN {name} {_FILTER_COLUMNS[name]}")
+        if missing:
+            _fill_filter_columns(db)
+        for index in _FILTER_INDEXES:
+            db.execute(index)
+
+
+def _fill_filter_columns(db: sqlite3.Connection) -> None:
+    last = ""
+    while rows := db.execute(
+        "SELECT id, doc FROM executions WHERE id > ? ORDER BY id LIMIT 500", (last,)
+    ).fetchall():
+        filled = []
+        for execution_id, doc in rows:
+            fields = _Filtered.model_validate_json(doc)
+            filled.append((fields.status, epoch_ms(fields.receivedAt), execution_id))
+        db.executemany("UPDATE executions SET status = ?, received_at = ? WHERE id = ?", filled)
+        last = rows[-1][0]
 
 
 class _transaction:

@@ -1,0 +1,59 @@
+"""A SQLite file made before executions could be filtered is brought up to date when opened:
+the filter columns are added and filled from each record's document."""
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+from hookflow.shared.storage.sqlite import SqliteStorage
+from tests.test_storage_contract import SECOND, T0, record
+
+# The schema of executions as files made before the filters have it.
+EARLIER_SCHEMA = """
+CREATE TABLE executions (
+    id TEXT PRIMARY KEY,
+    workflow_id TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX executions_by_workflow ON executions (workflow_id, id);
+"""
+
+
+async def test_an_earlier_file_gets_the_filter_columns_filled(tmp_path: Path) -> None:
+    path = tmp_path / "hookflow.sqlite3"
+    records = [
+        record("a", "succeeded", received_at=T0),
+        record("a", "failed", received_at=T0 + SECOND + timedelta(microseconds=250_000)),
+        record("b", "failed", received_at=T0 + 2 * SECOND),
+    ]
+    with sqlite3.connect(path) as db:
+        db.executescript(EARLIER_SCHEMA)
+        db.executemany(
+            "INSERT INTO executions (id, workflow_id, doc) VALUES (?, ?, ?)",
+            [(r.id, r.workflowId, r.model_dump_json()) for r in records],
+        )
+    db.close()
+
+    for _ in range(2):  # the second opening finds the columns there and changes nothing
+        storage = SqliteStorage(path)
+        await storage.open()
+        try:
+            failed = await storage.list_executions(status="failed", limit=10)
+            assert [r.id for r in failed.items] == [records[2].id, records[1].id]
+            page = await storage.list_executions(
+                workflow_id="a", since=T0 + SECOND + timedelta(milliseconds=250), limit=10
+            )
+            assert [r.id for r in page.items] == [records[1].id]
+            assert await storage.get_execution(records[0].id) == records[0]
+        finally:
+            await storage.close()
+
+    with sqlite3.connect(path) as db:
+        filled = db.execute("SELECT id, status, received_at FROM executions ORDER BY id")
+        expected_ms = [1748779200000, 1748779201250, 1748779202000]
+        assert filled.fetchall() == [
+            (r.id, r.status, ms) for r, ms in zip(records, expected_ms, strict=True)
+        ]
+        indexes = {row[1] for row in db.execute("PRAGMA index_list(executions)")}
+        assert {"executions_failed", "executions_failed_by_workflow"} <= indexes
+    db.close()
