@@ -114,6 +114,7 @@ class System:
     executor_url: str
     session: aiohttp.ClientSession
     runners: dict[str, web.AppRunner]
+    settings: RunSettings
 
     async def api(self, method: str, path: str, json: Any = None, **kwargs: Any) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {TOKEN}", **kwargs.pop("headers", {})}
@@ -203,7 +204,9 @@ async def running_system(
             app = factory(settings, storage=storage, broker=broker)
             runners[name], urls[name] = await start_app(app)
         async with aiohttp.ClientSession() as session:
-            yield System(urls["gateway"], urls["config"], urls["executor"], session, runners)
+            yield System(
+                urls["gateway"], urls["config"], urls["executor"], session, runners, settings
+            )
     finally:
         for runner in reversed(list(runners.values())):
             await runner.cleanup()

@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from hookflow.executor.engine import compile_plan, execute
@@ -217,3 +218,20 @@ async def test_a_redelivered_batch_runs_each_webhook_once(tmp_path: Path) -> Non
 def test_the_examples_are_valid_workflows(path: Path) -> None:
     document = WorkflowDocument.model_validate_json(path.read_text())
     assert validate_workflow(document) == []
+
+
+async def test_a_request_aiohttp_refuses_to_make_fails_the_node_not_the_executor() -> None:
+    # Credentials in the URL and an Authorization header: aiohttp raises ValueError.
+    call = {
+        "method": "GET",
+        "url": "http://user:secret@127.0.0.1:9/",
+        "headers": [{"name": "Authorization", "value": "Bearer t"}],
+        "ignoreFail": True,
+    }
+    workflow = stored(
+        {"title": "two credentials", "nodes": [{"key": "call", "type": "request", "config": call}]}
+    )
+    async with aiohttp.ClientSession() as http:
+        record = await execute(compile_plan(workflow), run_of(workflow, {}), http=http)
+    assert record.status == "succeeded"
+    assert "cannot be made" in (record.nodes[0].error or "")

@@ -103,6 +103,8 @@ class Request(NodeType[RequestConfig]):
             raise RequestFailed(f"no answer within {config.timeout} ms") from None
         except aiohttp.ClientError as error:
             raise RequestFailed(_failure(error)) from error
+        except ValueError as error:  # a request aiohttp will not make (e.g. two credentials)
+            raise RequestFailed(f"the request cannot be made: {error}") from error
 
 
 def _failure(error: aiohttp.ClientError) -> str:
