@@ -9,7 +9,7 @@ import contextlib
 import os
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import aio_pika
 import aiormq
@@ -73,6 +73,7 @@ class RabbitBroker(Broker):
         self._reply_channel: AbstractChannel | None = None
         self._runs_exchange: AbstractExchange | None = None
         self._events_exchange: AbstractExchange | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
 
     @property
     def is_connected(self) -> bool:
@@ -128,10 +129,17 @@ class RabbitBroker(Broker):
                 await queue.bind(exchanges[spec.bind_to], routing_key=spec.name)
         return exchanges
 
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def close(self) -> None:
         if self._connection is not None:
             await self._connection.close()
         self._connection = self._channel = self._reply_channel = None
+        for task in self._tasks:
+            task.cancel()
 
     async def publish_runs(self, runs: Sequence[RunRequest]) -> None:
         if self._runs_exchange is None or not self.is_connected:
@@ -225,20 +233,13 @@ class RabbitBroker(Broker):
                 log.exception("event handler failed", event_type=event.type)
 
         tag = await queue.consume(on_message, no_ack=True)
+        # aio-pika waits for its callbacks before it goes on reconnecting: run ours apart.
         if on_lost is not None:
             lost = on_lost
-
-            async def on_close(*_: object) -> None:
-                await lost()
-
-            connection.close_callbacks.add(on_close)
+            connection.close_callbacks.add(lambda *_: self._spawn(lost()))
         if on_resync is not None:
             resync = on_resync
-
-            async def on_reconnect(*_: object) -> None:
-                await resync()
-
-            connection.reconnect_callbacks.add(on_reconnect)
+            connection.reconnect_callbacks.add(lambda *_: self._spawn(resync()))
         return _EventSubscription(channel, queue, tag)
 
     async def open_replies(
