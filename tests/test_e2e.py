@@ -291,3 +291,17 @@ async def test_many_callbacks_at_once_each_run_once(system: System) -> None:
     await wait_for(all_recorded, timeout=20)
     _code, page = await system.api("GET", f"/api/workflows/{workflow['id']}/executions?limit=200")
     assert sorted(item["id"] for item in page["items"]) == sorted(ids)
+
+
+async def test_a_webhook_right_after_a_create_finds_its_version(system: System) -> None:
+    """On MongoDB the version is stored before the workflow: the gateway can only see a
+    workflow whose version the executor can read."""
+    ids = []
+    for n in range(5):
+        status, workflow = await system.api(
+            "POST", "/api/workflows", payment_workflow(title=f"w{n}")
+        )
+        assert status == 201
+        ids.append(await accepted(system, webhook_url(system, workflow), {"status": "paid"}))
+    records = [await system.execution(execution_id) for execution_id in ids]
+    assert [record["status"] for record in records] == ["succeeded"] * 5, records
