@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench.common import BenchError
+from bench.common import HOOKFLOW_TARGETS, BenchError
 from bench.cpu import Snapshot
 from bench.loadgen import WrkResult
 from bench.session import Bench
@@ -118,7 +118,7 @@ async def count_stored(b: Bench, target: str) -> int:
 
 async def check_storage(b: Bench) -> dict[str, Any]:
     stored: dict[str, Any] = {}
-    for target in ("async", "sync"):
+    for target in HOOKFLOW_TARGETS:
         began = time.monotonic()
         count = await count_stored(b, target)
         expected = b.expected_records[target]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from dataclasses import dataclass
 
 from bench.common import BENCH, BenchError
@@ -94,7 +95,10 @@ def parse_wrk(output: str, conns: int, threads: int) -> WrkResult:
     )
 
 
-async def run_wrk(wrk: str, url: str, conns: int, seconds: float) -> WrkResult:
+async def run_wrk(
+    wrk: str, url: str, conns: int, seconds: float, *, keyed: bool = False
+) -> WrkResult:
+    """`keyed`: every request carries a new Idempotency-Key (never seen before: each runs)."""
     threads = min(2, conns)  # wrk needs at least one connection per thread
     argv = [
         wrk,
@@ -106,6 +110,8 @@ async def run_wrk(wrk: str, url: str, conns: int, seconds: float) -> WrkResult:
         str(LUA),
         url,
     ]
+    if keyed:
+        argv += ["--", uuid.uuid4().hex]
     proc = await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )

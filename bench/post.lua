@@ -1,4 +1,6 @@
--- wrk script of bench/run.py: POST the payload of /work/shared/PEERS.md as JSON.
+-- wrk script of bench/run.py: POST the payment payload of bench/common.py (PAYLOAD) as JSON.
+-- With a script argument (`-- <prefix>`), every request carries a new Idempotency-Key,
+-- <prefix>-<thread>-<n>: the "idem" scenario, where each request claims a key.
 -- It also counts the requests each thread starts, so that run.py knows how many were still in
 -- flight (sent, never answered) when wrk stopped: those may have been accepted all the same;
 -- and it counts the answers by status, keeping one body of each status of 300 or more, so that
@@ -11,6 +13,7 @@ local threads = {}
 
 function setup(thread)
    table.insert(threads, thread)
+   thread:set("number", #threads)
 end
 
 function init(args)
@@ -18,10 +21,17 @@ function init(args)
    statuses = {}
    samples = {}
    prepared = wrk.format()
+   if args[1] then
+      keyed = args[1] .. "-" .. number .. "-"
+   end
 end
 
 function request()
    sent = sent + 1
+   if keyed then
+      return wrk.format(nil, nil, {["Content-Type"] = "application/json",
+                                   ["Idempotency-Key"] = keyed .. sent})
+   end
    return prepared
 end
 

@@ -11,10 +11,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.common import PAYLOAD, RESULTS, SCENARIOS, UNLIMITED
+from bench.common import HOOKFLOW_TARGETS, PAYLOAD, RESULTS, SCENARIOS, UNLIMITED
 from bench.session import Bench
 
-PEERS = {
+REFERENCE = {
     "bare-50": "7,100-7,300 req/s, p50 6.5 ms, p99 25 ms; 122-141 µs/req",
     "async-50": "aiohttp + aio-pika confirmed publish: 1,850-2,020 req/s, p50 24-27 ms, "
     "p99 50-54 ms; 414-480 µs/req",
@@ -22,7 +22,10 @@ PEERS = {
     "sync-50": "Node-RED switch on status -> 200/400 (in memory): 1,900-2,430 req/s",
     "sync-1": "(no peer figure; bare aiohttp 1 conn: 1,400-3,100 req/s)",
 }
-"""The reference figures of /work/shared/PEERS.md, printed under the tables."""
+"""Figures of peer systems measured once on a machine of the same kind (2 cores, Debian 12,
+loopback, RabbitMQ 3.10.8, wrk 4.1.0 with 2 threads, 10 s after a 3 s warm-up, this payload),
+by the study that chose Hookflow's targets; printed under the tables. Compare ratios to a bare
+aiohttp handler measured in the same run, not absolute rates: hosts differ by ±20 %."""
 
 MEDIAN_KEYS = (
     "rps",
@@ -83,7 +86,7 @@ def summarise(rounds: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, A
         medians[scenario.name] = entry
     ratios = {
         name: median([r.get("ratios", {}).get(name) for r in rounds])
-        for name in ("async/bare", "sync/bare")
+        for name in ("async/bare", "idem/bare", "sync/bare", "idem/async")
     }
     return medians, ratios
 
@@ -91,9 +94,11 @@ def summarise(rounds: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, A
 def round_ratios(figures: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     bare = figures.get("bare-50", {}).get("ok_rps")
     ratios: dict[str, float | None] = {}
-    for target in ("async", "sync"):
+    for target in HOOKFLOW_TARGETS:
         rps = figures.get(f"{target}-50", {}).get("ok_rps")
         ratios[f"{target}/bare"] = rps / bare if rps is not None and bare else None
+    plain, idem = (figures.get(f"{t}-50", {}).get("ok_rps") for t in ("async", "idem"))
+    ratios["idem/async"] = idem / plain if idem is not None and plain else None
     return ratios
 
 
@@ -118,7 +123,7 @@ def print_throughput(medians: dict[str, Any], ratios: dict[str, Any], rounds: in
     print(
         "\nratios of 2xx/s at 50 connections (median of each round's): "
         + ", ".join(f"{k} {'-' if v is None else f'{v:.2f}'}" for k, v in ratios.items())
-        + "   (PEERS.md: aiohttp + aio-pika confirmed publish / bare = 0.27)"
+        + "   (reference: aiohttp + aio-pika confirmed publish / bare = 0.27)"
     )
 
 
@@ -150,8 +155,8 @@ def print_costs(medians: dict[str, Any]) -> None:
 def print_table(medians: dict[str, Any], ratios: dict[str, Any], rounds: int) -> None:
     print_throughput(medians, ratios, rounds)
     print_costs(medians)
-    print("\nPEERS.md, same kind of machine:")
-    for name, text in PEERS.items():
+    print("\nReference figures, same kind of machine (bench/report.py REFERENCE):")
+    for name, text in REFERENCE.items():
         print(f"  {name:<9} {text}")
 
 
@@ -182,7 +187,7 @@ def write_results(state: dict[str, Any], args: argparse.Namespace, status: int) 
         "storage_check": state.get("storage"),
         "failures": [asdict(f) for f in b.failures] if b else [],
         "service_logs": state.get("logs"),
-        "peers": PEERS,
+        "peers": REFERENCE,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"bench-{stamp}.json"

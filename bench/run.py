@@ -10,12 +10,14 @@ capacity, not the limiter's 429s. Next to them runs bench/bare.py, a bare aiohtt
 reads the JSON body and answers `ok`: the ceiling of this machine for HTTP alone, measured in
 the same run.
 
-wrk (2 threads, `--latency`, bench/post.lua) POSTs the payload of /work/shared/PEERS.md:
+wrk (2 threads, `--latency`, bench/post.lua) POSTs a payment callback (bench/common.py PAYLOAD):
 
     bare-50    the bare handler, 50 connections
     async-50   examples/payment-callback.json, the README's payment workflow, without its Basic
                auth (async: answered once the broker confirmed the run)
     async-1    the same, one connection (each request waits for the broker's confirm)
+    idem-50    the same with `trigger.idempotency` by header, every request a new key: each
+               claims its key in the store before it is queued
     sync-50    examples/payment-callback-sync.json, the README's "Payment callback (sync)": the
                caller waits for the workflow's answer
     sync-1     the same, one connection
@@ -30,8 +32,9 @@ How to read it
 - req/s, p50, p99: wrk's figures; 2xx/s counts the accepted webhooks only, and every non-2xx
   answer is listed by status with a sample body (post.lua counts them). Compare hookflow with
   bare through the ratios async/bare and sync/bare of 2xx/s (the median of each round's
-  ratio), which hold better than absolute figures, and with the reference figures of PEERS.md
-  printed below the table.
+  ratio), which hold better than absolute figures, and with the reference figures of peer
+  systems (bench/report.py REFERENCE) printed below the table. idem/async is what idempotency
+  claims cost: the same workflow, each request carrying a new Idempotency-Key.
 - CPU µs/req: utime+stime of the process (from /proc/<pid>/stat) over the measured run divided
   by the requests answered; for the executor, from the start of the run until it has recorded
   every run, divided by the runs recorded. A core gives 1,000,000 µs per second, so

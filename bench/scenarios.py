@@ -21,7 +21,9 @@ async def warm_up(b: Bench, scenario: Scenario, label: str) -> dict[str, Any]:
     hookflow = scenario.target != "bare"
     print(f"{label} {scenario.name}: warm-up {b.args.warmup:g} s", flush=True)
     base = await b.executed() if hookflow else 0
-    warm = await run_wrk(b.wrk, b.urls[scenario.target], scenario.conns, b.args.warmup)
+    warm = await run_wrk(
+        b.wrk, b.urls[scenario.target], scenario.conns, b.args.warmup, keyed=scenario.keyed
+    )
     figures: dict[str, Any] = {
         "rps": warm.rps,
         "requests": warm.requests,
@@ -134,7 +136,9 @@ async def run_scenario(b: Bench, scenario: Scenario, label: str) -> dict[str, An
 
     print(f"{label} {scenario.name}: measuring {b.args.duration:g} s", flush=True)
     before = await b.snapshot(with_executed=hookflow)
-    result = await run_wrk(b.wrk, b.urls[scenario.target], scenario.conns, b.args.duration)
+    result = await run_wrk(
+        b.wrk, b.urls[scenario.target], scenario.conns, b.args.duration, keyed=scenario.keyed
+    )
     after = await b.snapshot(with_executed=hookflow)
     b.check_services()
 

@@ -9,14 +9,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import HEALTH_TIMEOUT, PAYLOAD, ROOT, BenchError
+from bench.common import HEALTH_TIMEOUT, IDEMPOTENT, PAYLOAD, ROOT, BenchError
 from bench.correctness import drain
 from bench.session import Bench
 
 EXAMPLES = ROOT / "examples"
 ASYNC_EXAMPLE = EXAMPLES / "payment-callback.json"
 SYNC_EXAMPLE = EXAMPLES / "payment-callback-sync.json"
-EXPECTED_ANSWERS = (("bare", "ok"), ("async", "ok"), ("sync", '{"received":"A1"}'))
+EXPECTED_ANSWERS = (
+    ("bare", "ok"),
+    ("async", "ok"),
+    ("idem", "ok"),
+    ("sync", '{"received":"A1"}'),
+)
 """What each path answers PAYLOAD with, checked once before measuring."""
 
 
@@ -29,11 +34,14 @@ def read_example(path: Path) -> dict[str, Any]:
 
 
 def load_workflows() -> dict[str, dict[str, Any]]:
-    """The documents to create, by target: "async" then "sync"."""
+    """The documents to create, by target: "async", "idem" then "sync"."""
     async_workflow = read_example(ASYNC_EXAMPLE)
     # wrk sends no credentials: with the example's Basic auth every request would answer 401.
     async_workflow["trigger"].pop("basicAuth", None)
-    return {"async": async_workflow, "sync": read_example(SYNC_EXAMPLE)}
+    idempotent = json.loads(json.dumps(async_workflow))
+    idempotent["title"] += " (idempotent)"
+    idempotent["trigger"]["idempotency"] = IDEMPOTENT
+    return {"async": async_workflow, "idem": idempotent, "sync": read_example(SYNC_EXAMPLE)}
 
 
 async def create_workflow(b: Bench, document: dict[str, Any]) -> dict[str, Any]:
@@ -76,7 +84,8 @@ async def wait_for_triggers(b: Bench, count: int) -> None:
 async def try_each_path(b: Bench) -> None:
     """One request each, to see that every path answers as the README says."""
     for target, expected in EXPECTED_ANSWERS:
-        async with b.http.post(b.urls[target], json=PAYLOAD) as response:
+        headers = {IDEMPOTENT["header"]: "bench-set-up"} if target == "idem" else {}
+        async with b.http.post(b.urls[target], json=PAYLOAD, headers=headers) as response:
             text = await response.text()
             if response.status != 200 or text != expected:
                 raise BenchError(
@@ -91,8 +100,8 @@ async def set_up_workflows(b: Bench) -> None:
     for target, document in load_workflows().items():
         await register(b, target, document)
     b.urls["bare"] = f"{b.svc('bare').base}/api/webhook:trigger/bare"
-    await wait_for_triggers(b, 2)
+    await wait_for_triggers(b, 3)
     await try_each_path(b)
-    first = await drain(b, 0, 2, 0, await b.snapshot(with_executed=False))
-    if first.recorded != 2:
-        raise BenchError(f"the executor recorded {first.recorded} of the 2 first runs")
+    first = await drain(b, 0, 3, 0, await b.snapshot(with_executed=False))
+    if first.recorded != 3:
+        raise BenchError(f"the executor recorded {first.recorded} of the 3 first runs")
