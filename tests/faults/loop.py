@@ -16,20 +16,19 @@ class LoopThread:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
+        try:
+            self.loop.run_forever()
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        finally:
+            self.loop.close()
 
     def call[T](self, coroutine: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         """Run `coroutine` on this thread's loop and wait for its result (from any thread
         but this one)."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
-    def soon(self, function: Any, *args: Any) -> None:
-        self.loop.call_soon_threadsafe(function, *args)
-
     def close(self) -> None:
-        if self.loop.is_closed():
-            return
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-        self.loop.close()
+        """Stop the loop (after what it is doing now) and wait for the thread to end."""
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)

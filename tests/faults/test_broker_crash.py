@@ -13,17 +13,10 @@ from tests.faults.conftest import MakeInstallation
 from tests.faults.load import LoadDriver
 from tests.faults.processes import Sqlite
 from tests.faults.rabbitnode import RabbitNode
+from tests.faults.waiting import wait_until
 from tests.faults.witness import Witness
 
 pytestmark = [pytest.mark.faults, pytest.mark.rabbitmq]
-
-
-async def wait_until(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:g} s: {what}")
-        await asyncio.sleep(0.02)
 
 
 async def test_a_broker_crash_under_load_loses_nothing(

@@ -12,17 +12,17 @@ from aiohttp import web
 
 from tests.faults.loop import LoopThread
 
-HIT_PATH = "/hit/{execution_id}"
+HIT_PATH = "/hit/{tag}/{execution_id}"
 
 
 class Witness:
-    """Serves `POST /hit/{execution_id}` on 127.0.0.1 from a thread of its own. `delay` (seconds,
-    changeable at any time; a call's `?delay=` wins) makes each call slow, so executors hold
-    runs for a while."""
+    """Serves `POST /hit/{tag}/{execution_id}` on 127.0.0.1 from a thread of its own. `delay`
+    (seconds, changeable at any time; a call's `?delay=` wins) makes each call slow, so
+    executors hold runs for a while."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
-        self._counts: Counter[str] = Counter()
+        self._counts: Counter[tuple[str, str]] = Counter()
         self.in_progress = 0
         """Calls being answered now (slow calls: runs an executor is in the middle of)."""
         self._lock = threading.Lock()
@@ -43,10 +43,10 @@ class Witness:
         return int(sock.getsockname()[1])
 
     async def _hit(self, request: web.Request) -> web.Response:
-        execution_id = request.match_info["execution_id"]
+        key = (request.match_info["tag"], request.match_info["execution_id"])
         with self._lock:
-            self._counts[execution_id] += 1
-            count = self._counts[execution_id]
+            self._counts[key] += 1
+            count = self._counts[key]
         delay = float(request.query.get("delay", self.delay))
         self.in_progress += 1
         try:
@@ -54,21 +54,27 @@ class Witness:
                 await asyncio.sleep(delay)
         finally:
             self.in_progress -= 1
-        return web.json_response({"executionId": execution_id, "calls": count})
+        return web.json_response({"executionId": key[1], "calls": count})
 
     def node(
-        self, key: str = "witness", *, delay: float | None = None, timeout_ms: int = 20_000
+        self,
+        tag: str = "run",
+        *,
+        key: str = "witness",
+        delay: float | None = None,
+        timeout_ms: int = 20_000,
     ) -> dict[str, Any]:
         """A `request` node that calls this witness with the run's execution id (in the path
-        and as an Idempotency-Key header, as the README advises); `delay` makes this
-        workflow's calls slow, whatever the witness's own delay."""
+        and as an Idempotency-Key header, as the README advises). `tag` keeps the calls of
+        one workflow apart from another's (counts(tag)); `delay` makes this workflow's calls
+        slow, whatever the witness's own delay."""
         params = [{"name": "delay", "value": str(delay)}] if delay is not None else []
         return {
             "key": key,
             "type": "request",
             "config": {
                 "method": "POST",
-                "url": self.url + "/hit/{{$system.executionId}}",
+                "url": f"{self.url}/hit/{tag}/" + "{{$system.executionId}}",
                 "headers": [{"name": "Idempotency-Key", "value": "{{$system.executionId}}"}],
                 "params": params,
                 "data": {"executionId": "{{$system.executionId}}"},
@@ -76,10 +82,10 @@ class Witness:
             },
         }
 
-    def counts(self) -> dict[str, int]:
-        """Calls so far, per execution id."""
+    def counts(self, tag: str = "run") -> dict[str, int]:
+        """Calls so far of the nodes with this tag, per execution id."""
         with self._lock:
-            return dict(self._counts)
+            return {execution: n for (t, execution), n in self._counts.items() if t == tag}
 
     def close(self) -> None:
         if self._runner is not None:
