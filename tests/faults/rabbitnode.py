@@ -199,6 +199,10 @@ class RabbitNode:
             if self._process is None or self._process.poll() is not None:
                 raise RuntimeError(f"RabbitMQ node {self.name} exited:\n{self.log_tail()}")
             try:
+                # A plain TCP probe first: aiormq logs an error for each refused connection.
+                _, writer = await asyncio.open_connection("127.0.0.1", self.amqp_port)
+                writer.close()
+                await writer.wait_closed()
                 connection = await aio_pika.connect(self.url, timeout=2)
             except Exception:
                 if time.monotonic() > deadline:
