@@ -241,15 +241,25 @@ class Installation:
         return service
 
     async def start(self, *, gateways: int = 1, executors: int = 1) -> "Installation":
-        """A config API, `gateways` gateways and `executors` executors, started together;
-        returns once each answers /healthz 200."""
+        """A config API, `gateways` gateways and `executors` executors; returns once each
+        answers /healthz 200. On SQLite the config API starts first and alone: it makes the
+        file (schema, WAL) before the others open it (concurrent first opens of a new file
+        have failed, rarely, with "database is locked")."""
         new = [self.add("gateway") for _ in range(gateways)]
         new += [self.add("executor") for _ in range(executors)]
-        new.insert(0, self.add("config-api"))
-        await self.start_all(new)
+        await self.start_all([self.add("config-api"), *new])
         return self
 
     async def start_all(self, services: list[Service]) -> None:
+        """Start these services together (on SQLite, the config API first, alone) and wait
+        until each is healthy."""
+        first = [s for s in services if s.kind == "config-api"]
+        if isinstance(self.storage, Sqlite) and first:
+            await self.start_all_at_once(first)
+            services = [s for s in services if s not in first]
+        await self.start_all_at_once(services)
+
+    async def start_all_at_once(self, services: list[Service]) -> None:
         for service in services:
             service.start()
         await asyncio.gather(*(service.wait_healthy() for service in services))

@@ -24,6 +24,7 @@ A start takes about 6 to 8 s on a 2-core machine, a restart on the same data abo
 """
 
 import asyncio
+import atexit
 import contextlib
 import os
 import re
@@ -129,6 +130,8 @@ class RabbitNode:
             account = pwd.getpwnam(NODE_USER)
             self._uid, self._gid = account.pw_uid, account.pw_gid
         self._write_files()
+        # Should pytest end without running its finalizers, the node still goes with it.
+        atexit.register(self.remove)
 
     def _write_files(self) -> None:
         (self.dir / "rabbitmq.config").write_text(
@@ -262,6 +265,9 @@ class RabbitNode:
 
     def remove(self) -> None:
         """Kill the node (if running), keep its log in `keep_logs`, delete its directory."""
+        atexit.unregister(self.remove)
+        if not self.dir.exists():
+            return
         try:
             self.kill()
         finally:
