@@ -57,7 +57,8 @@ async def test_a_broker_crash_under_load_loses_nothing(
         witness=witness.counts,
     )
     print(
-        f"\n{result.line()} in-progress-at-kill={in_progress} node-restart={restart:.1f}s "
+        f"\n{result.line()} in-progress-at-kill={in_progress} "
+        f"node-start={node.timings[0][1]:.1f}s node-restart={restart:.1f}s "
         f"accepting-again={back - killed + recovery:.1f}s-after-kill"
     )
     # Shown but excused, each proven by a strict xfail test of its own: reruns (runs cut off
