@@ -48,12 +48,20 @@ class ValidationFailed(HookflowError):
 
 
 class BrokerUnavailable(HookflowError):
-    """The broker did not take (confirm) a message; nothing was queued."""
+    """The broker did not confirm a message. `maybe_queued`: it may have taken it all the same
+    (the confirm was lost or late: the connection dropped, the wait timed out); otherwise it
+    certainly did not (not connected, refused, nacked)."""
 
     status = 503
 
-    def __init__(self, message: str = "the message broker is not accepting messages") -> None:
+    def __init__(
+        self,
+        message: str = "the message broker is not accepting messages",
+        *,
+        maybe_queued: bool = False,
+    ) -> None:
         super().__init__(message)
+        self.maybe_queued = maybe_queued
 
 
 class StorageUnavailable(HookflowError):

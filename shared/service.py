@@ -170,11 +170,17 @@ def _without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+DRAIN_SECONDS = 0.5
+"""How long a stopping service, no longer accepting connections, goes on reading the requests
+already sent on the connections it has, before it closes the idle ones."""
+
+
 async def serve(
     apps: Sequence[tuple[web.Application, str, int]], *, ready: Callable[[], None] | None = None
 ) -> None:
     """Serve each (app, host, port) until SIGINT or SIGTERM, then shut them down in reverse."""
     runners: list[web.AppRunner] = []
+    sites: list[web.TCPSite] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -184,11 +190,20 @@ async def serve(
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
             runners.append(runner)
-            await web.TCPSite(runner, host, port, reuse_address=True).start()
+            site = web.TCPSite(runner, host, port, reuse_address=True)
+            await site.start()
+            sites.append(site)
         if ready is not None:
             ready()
         await stop.wait()
         log.info("stopping")
+        # Stop accepting, then let the requests already sent on open connections be read and
+        # handled: aiohttp's clean-up closes every connection whose request it has not parsed
+        # yet, and a caller who sent its webhook just before the signal deserves an answer.
+        for site in sites:
+            with suppress(Exception):
+                await site.stop()
+        await asyncio.sleep(DRAIN_SECONDS)
     finally:
         for runner in reversed(runners):
             with suppress(Exception):

@@ -256,11 +256,26 @@ class WebhookHandler:
         try:
             await self._submitter.submit(run)
         except BrokerUnavailable as error:
-            log.warning("webhook refused: broker unavailable", key_prefix=trigger.key[:6])
-            if claim is not None:
-                await self._claims.release(claim)
+            log.warning(
+                "webhook refused: broker unavailable",
+                key_prefix=trigger.key[:6],
+                maybe_queued=error.maybe_queued,
+            )
+            if not error.maybe_queued:
+                if claim is not None:
+                    await self._claims.release(claim)
+                raise RetryLater(
+                    "the run could not be queued; nothing was accepted, retry later"
+                ) from error
+            # The broker may have the run: its claim stays, so a retry with the same event id
+            # runs it once (the executor runs only the claim's holder).
             raise RetryLater(
-                "the run could not be queued; nothing was accepted, retry later"
+                "the broker did not confirm the run in time; it may still run. Retry later"
+                + (
+                    " with the same event id: it runs once"
+                    if claim is not None
+                    else "; to be sure it runs once, give the trigger an idempotency key"
+                )
             ) from error
         if claim is not None:
             self._claims.queued(claim)

@@ -159,11 +159,16 @@ class RabbitBroker(Broker):
             confirmation = await exchange.publish(
                 message, routing_key=routing_key, mandatory=True, timeout=self._publish_timeout
             )
-        except Exception as error:  # unroutable, nacked, timed out, connection lost
-            log.warning("publish not confirmed", reason=repr(error), runs=runs)
+        except aio_pika.exceptions.DeliveryError as error:  # unroutable or nacked: not taken
+            log.warning("publish refused", reason=repr(error), runs=runs)
             raise BrokerUnavailable() from error
+        except Exception as error:  # timed out, connection lost: the broker may have it
+            log.warning("publish not confirmed", reason=repr(error), runs=runs)
+            raise BrokerUnavailable(
+                "the message broker did not confirm in time", maybe_queued=True
+            ) from error
         if not isinstance(confirmation, Basic.Ack):
-            log.warning("publish not confirmed", reason=type(confirmation).__name__, runs=runs)
+            log.warning("publish refused", reason=type(confirmation).__name__, runs=runs)
             raise BrokerUnavailable()
 
     async def set_aside(self, body: bytes, reason: str) -> None:
@@ -307,12 +312,12 @@ class _EventSubscription(Consumer):
 
     async def stop(self, grace: float) -> None:
         if self._channel.is_closed:
-            return
-        # Bounded: on a connection closed meanwhile, these would wait for a reconnection.
+            return  # nothing to cancel: a closed channel's consumers are gone with it
+        # Bounded: on a connection lost meanwhile, these would wait for a reconnection.
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._queue.cancel(self._tag), 5)
+            await asyncio.wait_for(self._queue.cancel(self._tag), 2)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._channel.close(), 5)
+            await asyncio.wait_for(self._channel.close(), 2)
 
 
 def _delivery(message: AbstractIncomingMessage) -> Delivery:
@@ -327,7 +332,12 @@ def _delivery(message: AbstractIncomingMessage) -> Delivery:
 
 class _RunConsumer(Consumer):
     """Carries out each delivery's Outcome: ack, hand back after a delay, dead-letter, or hand
-    back at once. A delivery cut off by a stop is handed back."""
+    back at once.
+
+    Each delivery is handled in a task of its own, apart from the broker client's callback:
+    when the connection drops, aiormq cancels the callbacks in flight, but a run half done is
+    finished and recorded all the same (its redelivery then finds it recorded and does not run
+    it again). Only a stop past its grace cuts a delivery short, and hands it back."""
 
     def __init__(
         self,
@@ -349,44 +359,44 @@ class _RunConsumer(Consumer):
         self._tag = await self._queue.consume(self._on_message)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._active.add(task)
+        work = asyncio.create_task(self._process(message))
+        self._active.add(work)
         self._idle.clear()
-        try:
-            await self._process(message)
-        finally:
-            self._active.discard(task)
-            if not self._active:
-                self._idle.set()
+        work.add_done_callback(self._finished)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(work)
+
+    def _finished(self, work: asyncio.Task[None]) -> None:
+        self._active.discard(work)
+        if not self._active:
+            self._idle.set()
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
         delivery = _delivery(message)
         try:
             outcome = await self._handler(delivery)
         except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await message.nack(requeue=True)
+            await _settle(message.nack(requeue=True))
             raise
         except Exception:
             log.exception("run message failed; handing it back")
             outcome = Outcome.RETRY
         match outcome:
             case Outcome.DONE:
-                await message.ack()
+                await _settle(message.ack())
             case Outcome.RETRY:
                 await asyncio.sleep(retry_delay(delivery.attempt, self._backoff))
-                await message.nack(requeue=True)
+                await _settle(message.nack(requeue=True))
             case Outcome.REJECT:
-                await message.reject(requeue=False)
+                await _settle(message.reject(requeue=False))
             case Outcome.RELEASE:
-                await message.nack(requeue=True)
+                await _settle(message.nack(requeue=True))
 
     async def stop(self, grace: float) -> None:
-        if self._tag is not None:
+        if self._tag is not None and not self._channel.is_closed:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._queue.cancel(self._tag), 5)
-            self._tag = None
+                await asyncio.wait_for(self._queue.cancel(self._tag), 2)
+        self._tag = None
         try:
             await asyncio.wait_for(self._idle.wait(), grace)
         except TimeoutError:
@@ -394,5 +404,15 @@ class _RunConsumer(Consumer):
             for task in list(self._active):
                 task.cancel()
             await asyncio.gather(*self._active, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._channel.close(), 5)
+        if not self._channel.is_closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._channel.close(), 2)
+
+
+async def _settle(outcome: Awaitable[object]) -> None:
+    """Send a delivery's outcome; on a connection lost meanwhile there is nothing to send: the
+    broker hands the delivery back by itself (and a recorded run is not run again)."""
+    try:
+        await outcome
+    except Exception as error:
+        log.info("delivery outcome not sent: the channel is gone", reason=repr(error))

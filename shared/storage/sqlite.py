@@ -120,7 +120,18 @@ class SqliteStorage(Storage):
             _add_filter_columns(db)
             return db
 
-        self._db = await asyncio.get_running_loop().run_in_executor(self._thread, connect)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        while True:
+            try:
+                self._db = await loop.run_in_executor(self._thread, connect)
+                return
+            except sqlite3.OperationalError as error:
+                # Several processes opening a new file at once: switching it to WAL does not
+                # wait for the lock as other statements do.
+                if "locked" not in str(error) or loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
 
     async def close(self) -> None:
         if self._db is not None:

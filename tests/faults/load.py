@@ -33,6 +33,8 @@ class Answer:
     error: str | None = None
     """`connect`, `disconnected`, `reset`, `timeout` or `other` when no answer came."""
     detail: str = ""
+    text: str = ""
+    """The answer's body (its first 500 characters)."""
 
     @property
     def accepted(self) -> bool:
@@ -115,7 +117,7 @@ class LoadDriver:
             async with session.post(
                 url, json=self.body(n), headers={"X-Request-Id": f"load-{n}"}
             ) as response:
-                await response.read()
+                text = (await response.read())[:500].decode(errors="replace")
                 return Answer(
                     n,
                     url,
@@ -124,6 +126,7 @@ class LoadDriver:
                     status=response.status,
                     retry_after=response.headers.get("Retry-After"),
                     execution_id=response.headers.get(EXECUTION_HEADER),
+                    text=text,
                 )
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             return Answer(

@@ -67,17 +67,6 @@ async def test_a_broker_crash_under_load_loses_nothing(
     result.assert_promise(allow_reruns=True, excused=system.refused_runs())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: when the broker connection drops, aiormq cancels every consumer callback "
-        "in flight (Channel reject_all -> TaskWrapper.throw -> task.cancel), so the executor "
-        "abandons the runs it is in the middle of (RabbitMQ adapter's _RunConsumer._process "
-        "nacks on CancelledError, without a log line) instead of finishing and recording them; "
-        "after the broker is back they are redelivered and run again from the start: every run "
-        "in progress at a broker crash calls its side effects twice"
-    ),
-)
 async def test_runs_in_progress_when_the_broker_dies_are_not_run_again(
     private_rabbitmq: RabbitNode,
     installation: MakeInstallation,

@@ -112,19 +112,6 @@ async def _status_line(reader: asyncio.StreamReader) -> str:
     return data.split(b"\r\n")[0].decode() if data else "closed without an answer"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: a gateway told to stop while callers' requests wait for it (connections "
-        "the kernel completed, requests sent whole, the event loop busy) accepts those "
-        "connections and closes them without an answer: serve() calls aiohttp's "
-        "AppRunner.cleanup(), which stops listening, yields one loop turn and then closes "
-        "every connection whose request is not parsed yet (Server.pre_shutdown), while asyncio "
-        "takes several turns from an accept to its first read. Under load, 0 to 2 of the ~10 "
-        "callers in flight at a SIGTERM get 'Server disconnected' "
-        "(test_a_gateway_stopped_under_load_answers_its_callers shows them)"
-    ),
-)
 async def test_requests_waiting_for_a_stopping_gateway_are_answered(
     rabbitmq: str, installation: MakeInstallation, tmp_path: Path
 ) -> None:
@@ -215,16 +202,6 @@ async def test_an_executor_stopped_under_load_finishes_or_hands_back_its_runs(
         assert result.reran, "the grace was too short for the runs: some were handed back"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: a gateway or an executor given SIGTERM while its broker is unreachable "
-        "never exits (until the broker is back, or SIGKILL): its shutdown first cancels its "
-        "consumer (_EventSubscription.stop / _RunConsumer.stop: await queue.cancel(tag)), and "
-        "aio-pika's robust queue waits for the reconnection before cancelling; the "
-        "contextlib.suppress(Exception) around it catches errors, not a wait without end"
-    ),
-)
 @pytest.mark.parametrize("kind", ["gateway", "executor"])
 async def test_a_service_stops_while_its_broker_is_unreachable(
     rabbitmq: str,
