@@ -28,8 +28,10 @@ class Batcher[T, R]:
         stalled_after: float | None = None,
     ) -> None:
         """`max_waiting`: items waiting for a flush beyond which `submit` raises Overloaded;
-        `stalled_after`: seconds a flush may run before new items are refused (Overloaded)
-        until one finishes, so callers are not queued behind a dependency that stopped."""
+        `stalled_after`: seconds a flush may run before the batcher counts as stalled: then new
+        items are refused (Overloaded) while a flush is in flight, until one succeeds, so
+        callers are not queued behind a dependency that stopped (one flush at a time probes
+        whether it is back)."""
         self._flush = flush
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
@@ -37,6 +39,7 @@ class Batcher[T, R]:
         self._stalled_after = stalled_after
         self._waiting: list[tuple[T, asyncio.Future[R | None]]] = []
         self._in_flight: dict[asyncio.Task[None], float] = {}
+        self._stalled = False
 
     def __len__(self) -> int:
         """Items waiting for a flush."""
@@ -55,12 +58,16 @@ class Batcher[T, R]:
     def _check_capacity(self) -> None:
         if self._max_waiting is not None and len(self._waiting) >= self._max_waiting:
             raise Overloaded(f"{len(self._waiting)} items are waiting already")
-        if self._stalled_after is not None and self._in_flight:
-            oldest = min(self._in_flight.values())
-            if time.monotonic() - oldest > self._stalled_after:
-                raise Overloaded(
-                    f"the call in flight has not finished for {time.monotonic() - oldest:.1f} s"
-                )
+        if self._stalled_after is None or not self._in_flight:
+            return
+        oldest = time.monotonic() - min(self._in_flight.values())
+        if oldest > self._stalled_after:
+            self._stalled = True
+        if self._stalled:
+            raise Overloaded(
+                f"the calls stalled (the one in flight has run {oldest:.1f} s); refusing "
+                "until one succeeds"
+            )
 
     def _start(self) -> None:
         task = asyncio.create_task(self._run())
@@ -82,10 +89,16 @@ class Batcher[T, R]:
             return
         error: BaseException | None = None
         results: Sequence[R] | None = None
+        started = time.monotonic()
         try:
             results = await self._flush([item for item, _ in batch])
         except Exception as failure:
             error = failure
+            took = time.monotonic() - started
+            if self._stalled_after is not None and took > self._stalled_after:
+                self._stalled = True
+        else:
+            self._stalled = False
         for index, (_, future) in enumerate(batch):
             if future.done():
                 continue

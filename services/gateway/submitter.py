@@ -43,7 +43,6 @@ class RunSubmitter:
         except BrokerUnavailable:
             raise
         except Overloaded as error:
-            log.warning("webhook refused at once: the broker is not keeping up", reason=str(error))
             raise BrokerUnavailable(f"the message broker is not keeping up ({error})") from error
         except Exception as error:
             log.exception("publish failed")

@@ -258,7 +258,7 @@ class WebhookHandler:
         except BrokerUnavailable as error:
             log.warning(
                 "webhook refused: broker unavailable",
-                key_prefix=trigger.key[:6],
+                reason=error.message,
                 maybe_queued=error.maybe_queued,
             )
             if not error.maybe_queued:
