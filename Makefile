@@ -5,16 +5,20 @@ PYTHON ?= $(shell command -v python3.13 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The five distributions of the workspace (see pyproject.toml), installed editable.
+DISTRIBUTIONS := shared services/gateway services/executor services/config-api services/cli
+PACKAGES := hookflow_shared hookflow_gateway hookflow_executor hookflow_config_api hookflow_cli
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench fuzz clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(DISTRIBUTIONS))
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 13) else f"Hookflow needs Python 3.13 or newer; {sys.executable} is {v.major}.{v.minor}. Install 3.13 (pyenv install 3.13) or run make PYTHON=/path/to/python3.13")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet $(addprefix -e ./,$(DISTRIBUTIONS))
+	$(BIN)/python -m pip install --quiet --group dev
 	@touch $(STAMP)
 
 run: install
@@ -26,11 +30,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	@rm -rf build/typecheck && mkdir -p build/typecheck/hookflow
-	@ln -s ../../../services/__init__.py ../../../services/cli.py build/typecheck/hookflow/
-	@ln -s ../../../services/gateway ../../../services/executor ../../../shared build/typecheck/hookflow/
-	@ln -s ../../../services/config-api build/typecheck/hookflow/config_api
-	MYPYPATH=build/typecheck $(BIN)/mypy -p hookflow
+	$(BIN)/mypy $(addprefix -p ,$(PACKAGES))
 
 format: install
 	$(BIN)/ruff check --fix .
@@ -41,4 +41,5 @@ bench: install
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache
+	find . -name '*.egg-info' -prune -exec rm -rf {} +

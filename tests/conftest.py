@@ -21,10 +21,10 @@ import aio_pika
 import pytest
 from pymongo import AsyncMongoClient
 
-from hookflow.shared.messaging import Topology
-from hookflow.shared.messaging.memory import MemoryBroker
-from hookflow.shared.storage import Storage, open_storage
-from hookflow.shared.storage.sqlite import SqliteStorage
+from hookflow_shared.messaging import Topology
+from hookflow_shared.messaging.memory import MemoryBroker
+from hookflow_shared.storage import Storage, open_storage
+from hookflow_shared.storage.sqlite import SqliteStorage
 from tests.support import System, running_system, settings_for
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -94,7 +94,7 @@ def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     # mongoeco's MongoDB-compatible wire server, in its own process, on a free port.
     process = subprocess.Popen(
-        [sys.executable, "-m", "hookflow.cli", "mongo", "--port", "0"],
+        [sys.executable, "-m", "hookflow_cli", "mongo", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )

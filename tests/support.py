@@ -13,12 +13,12 @@ import aiohttp
 from aiohttp import web
 from pydantic import SecretStr
 
-from hookflow.config_api.app import create_app as config_api_app
-from hookflow.executor.app import create_app as executor_app
-from hookflow.gateway.app import create_app as gateway_app
-from hookflow.shared.ids import new_id, trigger_key
-from hookflow.shared.messaging import Broker, Delivery
-from hookflow.shared.models import (
+from hookflow_config_api.app import create_app as config_api_app
+from hookflow_executor.app import create_app as executor_app
+from hookflow_gateway.app import create_app as gateway_app
+from hookflow_shared.ids import new_id, trigger_key
+from hookflow_shared.messaging import Broker, Delivery
+from hookflow_shared.models import (
     RunBatch,
     RunRequest,
     StoredWorkflow,
@@ -26,9 +26,9 @@ from hookflow.shared.models import (
     WorkflowDocument,
     now,
 )
-from hookflow.shared.secrets import new_key
-from hookflow.shared.settings import RunSettings
-from hookflow.shared.storage import Storage
+from hookflow_shared.secrets import new_key
+from hookflow_shared.settings import RunSettings
+from hookflow_shared.storage import Storage
 
 TOKEN = "test-admin-token"
 SECRET_KEY = new_key()

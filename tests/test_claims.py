@@ -4,8 +4,8 @@ expires or its claim is abandoned before the run was queued."""
 import asyncio
 from datetime import timedelta
 
-from hookflow.shared.models import now
-from hookflow.shared.storage import Claim, Storage
+from hookflow_shared.models import now
+from hookflow_shared.storage import Claim, Storage
 
 
 def claim(execution_id: str, *, key: str = "evt-1", window: float = 60, ago: float = 0) -> Claim:

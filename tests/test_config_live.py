@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from hookflow.config_api.app import WORKFLOWS
-from hookflow.gateway.app import TRIGGERS
-from hookflow.gateway.app import create_app as gateway_app
-from hookflow.gateway.triggers import Trigger, TriggerCache
-from hookflow.shared.models import ConfigEvent, StoredWorkflow
-from hookflow.shared.service import BROKER, STORAGE
-from hookflow.shared.storage import Page
-from hookflow.shared.storage.sqlite import SqliteStorage
+from hookflow_config_api.app import WORKFLOWS
+from hookflow_gateway.app import TRIGGERS
+from hookflow_gateway.app import create_app as gateway_app
+from hookflow_gateway.triggers import Trigger, TriggerCache
+from hookflow_shared.models import ConfigEvent, StoredWorkflow
+from hookflow_shared.service import BROKER, STORAGE
+from hookflow_shared.storage import Page
+from hookflow_shared.storage.sqlite import SqliteStorage
 from tests.support import (
     System,
     payment_workflow,

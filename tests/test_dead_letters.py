@@ -16,16 +16,16 @@ import aio_pika
 import orjson
 import pytest
 
-from hookflow.executor.app import WORKER
-from hookflow.executor.app import create_app as executor_app
-from hookflow.executor.worker import RunWorker
-from hookflow.shared.messaging import Delivery, Outcome, Topology
-from hookflow.shared.messaging.memory import MemoryBroker
-from hookflow.shared.messaging.topology import MAX_ATTEMPTS
-from hookflow.shared.models import RunBatch
-from hookflow.shared.service import STORAGE
-from hookflow.shared.storage import Storage
-from hookflow.shared.storage.sqlite import SqliteStorage
+from hookflow_executor.app import WORKER
+from hookflow_executor.app import create_app as executor_app
+from hookflow_executor.worker import RunWorker
+from hookflow_shared.messaging import Delivery, Outcome, Topology
+from hookflow_shared.messaging.memory import MemoryBroker
+from hookflow_shared.messaging.topology import MAX_ATTEMPTS
+from hookflow_shared.models import RunBatch
+from hookflow_shared.service import STORAGE
+from hookflow_shared.storage import Storage
+from hookflow_shared.storage.sqlite import SqliteStorage
 from tests.support import (
     SECRET_KEY,
     System,
@@ -246,7 +246,7 @@ def test_a_second_installation_on_the_same_namespace_refuses_to_start(
             "HOOKFLOW_LOG_FORMAT": "json",
         }
         return subprocess.Popen(
-            [sys.executable, "-m", "hookflow.cli", "executor"],
+            [sys.executable, "-m", "hookflow_cli", "executor"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -1,6 +1,5 @@
 """The deployment files: deploy/compose.yaml against the Compose Specification, and the image."""
 
-import ast
 import copy
 import json
 import re
@@ -76,11 +75,10 @@ def validation_errors(document: dict[str, Any], schema: dict[str, Any]) -> list[
     return [f"{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in errors]
 
 
-def command_of(service: dict[str, Any]) -> str | None:
-    command = service.get("command")
-    if isinstance(command, list):
-        return command[0] if command else None
-    return command.split()[0] if command else None
+def target_of(service: dict[str, Any]) -> str | None:
+    """Which Hookflow service a compose service is: its image's target in deploy/Dockerfile."""
+    build = service.get("build")
+    return build.get("target") if isinstance(build, dict) else None
 
 
 def duration_seconds(text: str) -> float:
@@ -122,7 +120,7 @@ def hookflow_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     services = {
         name: service
         for name, service in compose["services"].items()
-        if command_of(service) in HOOKFLOW_PORTS
+        if target_of(service) in HOOKFLOW_PORTS
     }
     assert services
     return services
@@ -189,8 +187,8 @@ def test_expected_services(compose: dict[str, Any]) -> None:
     assert {"rabbitmq", "mongodb", "config-api", "gateway"} <= compose["services"].keys()
     assert compose["services"]["rabbitmq"]["image"].startswith("rabbitmq:3.13-management")
     assert compose["services"]["mongodb"]["image"].startswith("mongo:8")
-    assert command_of(compose["services"]["gateway"]) == "gateway"
-    assert command_of(compose["services"]["config-api"]) == "config-api"
+    assert target_of(compose["services"]["gateway"]) == "gateway"
+    assert target_of(compose["services"]["config-api"]) == "config-api"
 
 
 def test_infrastructure_has_healthchecks_and_volumes(compose: dict[str, Any]) -> None:
@@ -205,7 +203,7 @@ def test_infrastructure_has_healthchecks_and_volumes(compose: dict[str, Any]) ->
 
 
 def test_at_least_two_executors(hookflow_services: dict[str, dict[str, Any]]) -> None:
-    executors = [s for s in hookflow_services.values() if command_of(s) == "executor"]
+    executors = [s for s in hookflow_services.values() if target_of(s) == "executor"]
     replicas = sum(
         int((s.get("deploy") or {}).get("replicas", s.get("scale", 1))) for s in executors
     )
@@ -219,7 +217,7 @@ def test_hookflow_services_are_healthchecked_and_wait_for_their_dependencies(
     hookflow_services: dict[str, dict[str, Any]],
 ) -> None:
     for name, service in hookflow_services.items():
-        port = HOOKFLOW_PORTS[command_of(service)]
+        port = HOOKFLOW_PORTS[target_of(service)]
         test = service["healthcheck"]["test"]
         assert test[:3] == ["CMD", "python", "-c"], name
         assert f"http://127.0.0.1:{port}/healthz" in test[3], name
@@ -247,37 +245,52 @@ def test_hookflow_environment(compose: dict[str, Any], hookflow_services: dict[s
     assert "8081:8081" in compose["services"]["config-api"]["ports"]
 
 
-def test_dockerfile() -> None:
-    instructions = dockerfile_instructions(DOCKERFILE.read_text(encoding="utf-8"))
-    by_keyword: dict[str, list[str]] = {}
-    for keyword, arguments in instructions:
-        by_keyword.setdefault(keyword, []).append(arguments)
-    assert by_keyword["FROM"] == ["python:3.13-slim"]
-    assert json.loads(by_keyword["ENTRYPOINT"][-1]) == ["hookflow"]
-    assert by_keyword["USER"][-1].split(":")[0] not in {"root", "0"}
-    assert any("pip install --no-cache-dir ." in run for run in by_keyword["RUN"])
-    copied = " ".join(by_keyword["COPY"])
-    for source in ("pyproject.toml", "README.md", "services/", "shared/"):
-        assert source in copied
+def dockerfile_stages(text: str) -> dict[str, list[tuple[str, str]]]:
+    """The instructions of each stage, by its name (`FROM image AS name`)."""
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for keyword, arguments in dockerfile_instructions(text):
+        if keyword == "FROM":
+            current = stages.setdefault(arguments.split()[-1], [])
+        current.append((keyword, arguments))
+    return stages
+
+
+DISTRIBUTION_OF = {
+    "gateway": "services/gateway",
+    "executor": "services/executor",
+    "config-api": "services/config-api",
+}
+
+
+def test_each_service_has_an_image_of_its_own() -> None:
+    stages = dockerfile_stages(DOCKERFILE.read_text(encoding="utf-8"))
+    base = stages["python"]
+    assert base[0] == ("FROM", "python:3.13-slim AS python")
+    assert ("COPY", "shared/ shared/") in base
+    for service, folder in DISTRIBUTION_OF.items():
+        stage = stages[service]
+        assert stage[0] == ("FROM", f"python AS {service}")
+        copied = [arguments for keyword, arguments in stage if keyword == "COPY"]
+        assert copied == [f"{folder}/ {folder}/"], "only its own service's code"
+        install = next(arguments for keyword, arguments in stage if keyword == "RUN")
+        assert "pip install --no-cache-dir" in install and "-e " not in install
+        assert f"./{folder}" in install
+        others = set(DISTRIBUTION_OF.values()) - {folder}
+        assert not any(other in install for other in others)
+        entry = json.loads(next(a for k, a in stage if k == "ENTRYPOINT"))
+        pyproject = tomllib.loads((ROOT / folder / "pyproject.toml").read_text(encoding="utf-8"))
+        assert entry == [f"hookflow-{service}"]
+        assert entry[0] in pyproject["project"]["scripts"], "an entry point the image installs"
+        user = next(a for k, a in stage if k == "USER")
+        assert user.split(":")[0] not in {"root", "0"}
     ignored = DOCKERIGNORE.read_text(encoding="utf-8").split()
     for pattern in (".venv", ".git", "data", ".pytest_cache"):
         assert pattern in ignored
 
 
-def test_compose_commands_are_cli_subcommands(compose: dict[str, Any]) -> None:
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    assert pyproject["project"]["scripts"]["hookflow"] == "hookflow.cli:main"
-    package_dir = Path(pyproject["tool"]["setuptools"]["package-dir"]["hookflow"])
-    module = ROOT / package_dir / "cli.py"
-    sources = [module] if module.is_file() else sorted((ROOT / package_dir / "cli").glob("*.py"))
-    if not sources:
-        pytest.skip(f"{module.relative_to(ROOT)} is not written yet")
-    strings = {
-        node.value
-        for source in sources
-        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8")))
-        if isinstance(node, ast.Constant) and isinstance(node.value, str)
-    }
-    commands = {command_of(service) for service in compose["services"].values()} - {None}
-    assert commands == set(HOOKFLOW_PORTS)
-    assert commands <= strings, f"not found in {module.relative_to(ROOT)}: {commands - strings}"
+def test_compose_builds_each_service_from_its_own_target(compose: dict[str, Any]) -> None:
+    stages = dockerfile_stages(DOCKERFILE.read_text(encoding="utf-8"))
+    targets = {target_of(service) for service in compose["services"].values()} - {None}
+    assert targets == set(HOOKFLOW_PORTS) == set(DISTRIBUTION_OF)
+    assert targets <= stages.keys()

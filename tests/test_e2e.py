@@ -11,7 +11,7 @@ import aio_pika
 import aiohttp
 import pytest
 
-from hookflow.shared.messaging import Topology
+from hookflow_shared.messaging import Topology
 from tests.support import (
     System,
     payment_workflow,

@@ -6,13 +6,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from hookflow.executor.engine import compile_plan, execute
-from hookflow.executor.nodes.condition import CALCULATORS
-from hookflow.executor.validation import validate_workflow
-from hookflow.executor.worker import RunWorker
-from hookflow.shared.messaging import Outcome
-from hookflow.shared.models import RunBatch, WorkflowDocument
-from hookflow.shared.storage import open_storage
+from hookflow_executor.engine import compile_plan, execute
+from hookflow_executor.nodes.condition import CALCULATORS
+from hookflow_executor.validation import validate_workflow
+from hookflow_executor.worker import RunWorker
+from hookflow_shared.messaging import Outcome
+from hookflow_shared.models import RunBatch, WorkflowDocument
+from hookflow_shared.storage import open_storage
 from tests.support import delivery, payment_workflow, run_of, stored
 
 

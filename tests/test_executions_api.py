@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from hookflow.shared.models import ExecutionStatus
-from hookflow.shared.storage import Storage
+from hookflow_shared.models import ExecutionStatus
+from hookflow_shared.storage import Storage
 from tests.support import System, payment_workflow
 from tests.test_storage_contract import SECOND, T0, record
 

@@ -41,7 +41,7 @@ def start_executor(rabbitmq: str, data_dir: Path, namespace: str) -> Iterator[An
             "HOOKFLOW_RETRY_BACKOFF": "0.01",
         }
         process = subprocess.Popen(
-            [sys.executable, "-m", "hookflow.cli", "executor"],
+            [sys.executable, "-m", "hookflow_cli", "executor"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         processes.append(process)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hookflow.shared.messaging import Topology, open_broker
-from hookflow.shared.storage.sqlite import SqliteStorage
+from hookflow_shared.messaging import Topology, open_broker
+from hookflow_shared.storage.sqlite import SqliteStorage
 from tests.support import System, running_system, settings_for, webhook_url
 
 CONTENT_TYPES = [

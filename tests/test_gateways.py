@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hookflow.gateway.app import LIMITER
-from hookflow.gateway.app import create_app as gateway_app
+from hookflow_gateway.app import LIMITER
+from hookflow_gateway.app import create_app as gateway_app
 from tests.support import System, running_system, settings_for, start_app, wait_for
 
 

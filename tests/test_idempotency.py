@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from hookflow.shared.messaging.memory import MemoryBroker
-from hookflow.shared.storage.sqlite import SqliteStorage
+from hookflow_shared.messaging.memory import MemoryBroker
+from hookflow_shared.storage.sqlite import SqliteStorage
 from tests.support import (
     System,
     http_server,

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from hookflow.shared.errors import BrokerUnavailable
-from hookflow.shared.messaging import Broker, Delivery, Outcome, Topology, open_broker
-from hookflow.shared.messaging.topology import MAX_ATTEMPTS
-from hookflow.shared.models import ConfigEvent, RunBatch, RunRequest, TriggerContext
+from hookflow_shared.errors import BrokerUnavailable
+from hookflow_shared.messaging import Broker, Delivery, Outcome, Topology, open_broker
+from hookflow_shared.messaging.topology import MAX_ATTEMPTS
+from hookflow_shared.models import ConfigEvent, RunBatch, RunRequest, TriggerContext
 
 
 @pytest.fixture(params=["memory", "rabbitmq"])

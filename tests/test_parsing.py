@@ -2,8 +2,8 @@
 
 import pytest
 
-from hookflow.shared.querystring import parse_query
-from hookflow.shared.templates import get_path, parse_path, render
+from hookflow_shared.querystring import parse_query
+from hookflow_shared.templates import get_path, parse_path, render
 
 
 @pytest.mark.parametrize(

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from hookflow.executor.worker import RunWorker
-from hookflow.gateway.triggers import TriggerCache
-from hookflow.shared.errors import StorageUnavailable
-from hookflow.shared.messaging import Delivery, Outcome, Topology, open_broker
-from hookflow.shared.models import ExecutionRecord
-from hookflow.shared.secrets import hash_password
-from hookflow.shared.storage.sqlite import SqliteStorage
+from hookflow_executor.worker import RunWorker
+from hookflow_gateway.triggers import TriggerCache
+from hookflow_shared.errors import StorageUnavailable
+from hookflow_shared.messaging import Delivery, Outcome, Topology, open_broker
+from hookflow_shared.models import ExecutionRecord
+from hookflow_shared.secrets import hash_password
+from hookflow_shared.storage.sqlite import SqliteStorage
 from tests.support import (
     payment_workflow,
     run_of,

@@ -16,12 +16,12 @@ import orjson
 import pytest
 from aiohttp import web
 
-from hookflow.executor.egress import AddressRefused, NetworkPolicy, request_session
-from hookflow.executor.engine import compile_plan, execute
-from hookflow.shared.messaging import Topology, open_broker
-from hookflow.shared.models import ExecutionRecord
-from hookflow.shared.settings import ExecutorSettings
-from hookflow.shared.storage.sqlite import SqliteStorage
+from hookflow_executor.egress import AddressRefused, NetworkPolicy, request_session
+from hookflow_executor.engine import compile_plan, execute
+from hookflow_shared.messaging import Topology, open_broker
+from hookflow_shared.models import ExecutionRecord
+from hookflow_shared.settings import ExecutorSettings
+from hookflow_shared.storage.sqlite import SqliteStorage
 from tests.support import running_system, settings_for, webhook_url
 from tests.test_engine import run_of, stored
 
@@ -285,7 +285,7 @@ def test_a_bad_network_stops_the_executor_at_startup(
 ) -> None:
     env = {variable: value}
     process = subprocess.run(
-        [sys.executable, "-m", "hookflow.cli", "executor"],
+        [sys.executable, "-m", "hookflow_cli", "executor"],
         env=env,
         capture_output=True,
         text=True,

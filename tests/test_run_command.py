@@ -34,7 +34,7 @@ def hookflow_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[s
         "HOOKFLOW_DATA_DIR": str(tmp_path / "data"),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "hookflow.cli", "run"],
+        [sys.executable, "-m", "hookflow_cli", "run"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

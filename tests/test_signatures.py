@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict
 
-from hookflow.gateway.signatures import BadSignature, Verifier
-from hookflow.shared.models import SignatureConfig
+from hookflow_gateway.signatures import BadSignature, Verifier
+from hookflow_shared.models import SignatureConfig
 
 # Standard Webhooks' own example (standard-webhooks/standard-webhooks, README and libraries' tests).
 SW_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

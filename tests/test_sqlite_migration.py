@@ -5,7 +5,7 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
-from hookflow.shared.storage.sqlite import SqliteStorage
+from hookflow_shared.storage.sqlite import SqliteStorage
 from tests.test_storage_contract import SECOND, T0, record
 
 # The schema of executions as files made before the filters have it.

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from hookflow.shared.errors import Conflict, NotFound
-from hookflow.shared.ids import first_id_at, new_id, trigger_key
-from hookflow.shared.models import (
+from hookflow_shared.errors import Conflict, NotFound
+from hookflow_shared.ids import first_id_at, new_id, trigger_key
+from hookflow_shared.models import (
     ExecutionRecord,
     ExecutionStatus,
     NodeResult,
@@ -17,7 +17,7 @@ from hookflow.shared.models import (
     WorkflowDocument,
     now,
 )
-from hookflow.shared.storage import Storage
+from hookflow_shared.storage import Storage
 
 
 @pytest.fixture

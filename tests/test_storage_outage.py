@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from hookflow.executor.app import WORKER
+from hookflow_executor.app import WORKER
 from tests.support import (
     System,
     payment_workflow,

@@ -1,5 +1,5 @@
 """The services as real processes: `hookflow config-api`, `gateway` and `executor`, each
-`python -m hookflow.cli <service>` with its own environment, port and log file.
+`python -m hookflow_cli <service>` with its own environment, port and log file.
 
 An `Installation` is one namespace on one broker with one storage: a config API, N gateways and
 M executors, started with `start()`, each answering /healthz before it returns. A `Service` can
@@ -22,8 +22,8 @@ import aio_pika
 import aiohttp
 import orjson
 
-from hookflow.shared.messaging import Topology
-from hookflow.shared.secrets import new_key
+from hookflow_shared.messaging import Topology
+from hookflow_shared.secrets import new_key
 from tests.faults.rabbitnode import free_port
 
 Kind = Literal["config-api", "gateway", "executor"]
@@ -94,7 +94,7 @@ class Service:
                 log.write(f"=== {self.name}: start {self.starts} ===\n".encode())
                 log.flush()
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "hookflow.cli", self.kind],
+                [sys.executable, "-m", "hookflow_cli", self.kind],
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

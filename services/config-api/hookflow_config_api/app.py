@@ -1,0 +1,277 @@
+"""The config API's app factory and handlers (REST with JSON bodies, bearer token)."""
+
+import hmac
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from aiohttp import web
+
+from hookflow_config_api.listing import ExecutionFilter, Paging, execution_listing, workflow_listing
+from hookflow_config_api.propagation import Propagation
+from hookflow_config_api.replays import Replays
+from hookflow_config_api.workflows import Workflows
+from hookflow_shared.bodies import parse_body, variable_paths
+from hookflow_shared.command import StartupError
+from hookflow_shared.errors import BadRequest, NotFound, Unauthorized
+from hookflow_shared.messaging import Broker
+from hookflow_shared.models import ExecutionRecord, StoredWorkflow
+from hookflow_shared.querystring import parse_query
+from hookflow_shared.service import (
+    BROKER,
+    INSTALLATION,
+    STORAGE,
+    error_middleware,
+    json_response,
+    secret_box,
+    use_broker,
+    use_storage,
+)
+from hookflow_shared.settings import ConfigApiSettings
+from hookflow_shared.storage import Storage
+
+WORKFLOWS = web.AppKey("workflows", Workflows)
+REPLAYS = web.AppKey("replays", Replays)
+PARSE_USAGE = (
+    'send {"url": "<a URL or a query string>"}, {"body": <a JSON sample>} '
+    'or {"sample": "<a body as text>", "contentType": "<its type>"}'
+)
+
+
+class MissingToken(Unauthorized):
+    headers = {"WWW-Authenticate": 'Bearer realm="hookflow"'}
+
+
+def bearer_auth(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.path != "/healthz":
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                raise MissingToken("missing or wrong bearer token (Authorization: Bearer <token>)")
+        return await handler(request)
+
+    return middleware
+
+
+def create_app(
+    settings: ConfigApiSettings, *, storage: Storage | None = None, broker: Broker | None = None
+) -> web.Application:
+    if settings.admin_token is None:
+        raise StartupError("HOOKFLOW_ADMIN_TOKEN is not set: the config API needs a bearer token")
+    app = web.Application(
+        middlewares=[error_middleware, bearer_auth(settings.admin_token.get_secret_value())]
+    )
+    use_storage(app, settings, storage)
+    use_broker(app, settings, broker)
+
+    box = secret_box(settings, without="workflows with a signature cannot be saved")
+
+    async def workflows(app: web.Application) -> AsyncIterator[None]:
+        propagation = Propagation(
+            app[BROKER],
+            heartbeat_interval=settings.heartbeat_interval,
+            timeout=settings.propagation_timeout,
+        )
+        await propagation.start()
+        app[WORKFLOWS] = Workflows(app[STORAGE], app[BROKER], propagation, settings.public_url, box)
+        app[REPLAYS] = Replays(app[STORAGE], app[BROKER], app[INSTALLATION])
+        yield
+        await propagation.stop()
+
+    app.cleanup_ctx.append(workflows)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_post("/api/workflows", create_workflow)
+    app.router.add_get("/api/workflows", list_workflows)
+    app.router.add_get("/api/workflows/{id}", get_workflow)
+    app.router.add_put("/api/workflows/{id}", replace_workflow)
+    app.router.add_patch("/api/workflows/{id}", patch_workflow)
+    app.router.add_delete("/api/workflows/{id}", delete_workflow)
+    app.router.add_post("/api/workflows/{id}/signature:rotate", rotate_secret)
+    app.router.add_get("/api/workflows/{id}/executions", list_workflow_executions)
+    app.router.add_get("/api/executions", list_executions)
+    app.router.add_get("/api/executions/{id}", get_execution)
+    app.router.add_post("/api/executions/{id:[^/:]+}:replay", replay_execution)
+    app.router.add_post("/api/webhook:parse", parse_sample)
+    return app
+
+
+async def _json(request: web.Request) -> Any:
+    try:
+        return orjson.loads(await request.read())
+    except orjson.JSONDecodeError as error:
+        raise BadRequest(f"body is not valid JSON: {error}") from error
+
+
+def _answer(
+    workflows: Workflows, workflow: StoredWorkflow, secret: str | None, status: int = 200
+) -> web.Response:
+    """A workflow as answered; a signing secret just generated is in it, this once."""
+    body = workflows.present(workflow)
+    if secret is not None:
+        body["trigger"]["signature"]["secret"] = secret
+    return json_response(body, status=status, headers={"Location": f"/api/workflows/{workflow.id}"})
+
+
+async def create_workflow(request: web.Request) -> web.Response:
+    workflows = request.app[WORKFLOWS]
+    workflow, secret = await workflows.create(await _json(request))
+    return _answer(workflows, workflow, secret, status=201)
+
+
+async def list_workflows(request: web.Request) -> web.Response:
+    workflows = request.app[WORKFLOWS]
+    paging = workflow_listing(request.query)
+    page = await request.app[STORAGE].list_workflows(limit=paging.limit, cursor=paging.cursor)
+    return json_response(
+        {"items": [workflows.present(w) for w in page.items], "nextCursor": page.next_cursor}
+    )
+
+
+async def get_workflow(request: web.Request) -> web.Response:
+    workflows = request.app[WORKFLOWS]
+    return json_response(workflows.present(await workflows.get(request.match_info["id"])))
+
+
+async def replace_workflow(request: web.Request) -> web.Response:
+    workflows = request.app[WORKFLOWS]
+    workflow, secret = await workflows.replace(request.match_info["id"], await _json(request))
+    return _answer(workflows, workflow, secret)
+
+
+async def patch_workflow(request: web.Request) -> web.Response:
+    workflows = request.app[WORKFLOWS]
+    workflow, secret = await workflows.patch(request.match_info["id"], await _json(request))
+    return _answer(workflows, workflow, secret)
+
+
+async def rotate_secret(request: web.Request) -> web.Response:
+    workflows = request.app[WORKFLOWS]
+    workflow, secret = await workflows.rotate_secret(request.match_info["id"])
+    return _answer(workflows, workflow, secret)
+
+
+async def delete_workflow(request: web.Request) -> web.Response:
+    await request.app[WORKFLOWS].delete(request.match_info["id"])
+    return web.Response(status=204)
+
+
+def _summary(record: ExecutionRecord) -> dict[str, Any]:
+    return record.model_dump(
+        mode="json",
+        include={
+            "id",
+            "workflowId",
+            "version",
+            "status",
+            "receivedAt",
+            "startedAt",
+            "finishedAt",
+            "requestId",
+            "error",
+            "replayOf",
+        },
+    )
+
+
+async def _executions(storage: Storage, found: ExecutionFilter, paging: Paging) -> web.Response:
+    page = await storage.list_executions(
+        workflow_id=found.workflow_id,
+        status=found.status,
+        since=found.since,
+        until=found.until,
+        limit=paging.limit,
+        cursor=paging.cursor,
+    )
+    return json_response(
+        {"items": [_summary(r) for r in page.items], "nextCursor": page.next_cursor}
+    )
+
+
+async def list_executions(request: web.Request) -> web.Response:
+    """Executions of every workflow (or the one `workflow` names, deleted or not)."""
+    return await _executions(request.app[STORAGE], *execution_listing(request.query))
+
+
+async def list_workflow_executions(request: web.Request) -> web.Response:
+    """A workflow's executions; its deleted versions' too (404 for a workflow never stored)."""
+    workflow_id = request.match_info["id"]
+    storage = request.app[STORAGE]
+    found, paging = execution_listing(request.query, workflow_id=workflow_id)
+    if await storage.get_workflow_version(workflow_id, 1) is None:
+        raise NotFound(f"workflow {workflow_id} not found")
+    return await _executions(storage, found, paging)
+
+
+async def get_execution(request: web.Request) -> web.Response:
+    record = await request.app[STORAGE].get_execution(request.match_info["id"])
+    if record is None:
+        raise NotFound(f"execution {request.match_info['id']} not found")
+    return json_response(record.model_dump(mode="json"))
+
+
+async def replay_execution(request: web.Request) -> web.Response:
+    """Run an execution's context again (202): `{}` or `{"version": "current"}` on the
+    workflow's current version, `{"version": "original"}` on the version it ran."""
+    payload = await _json(request) if await request.read() else {}
+    run = await request.app[REPLAYS].replay(
+        request.match_info["id"], payload, request_id=request.headers.get("X-Request-Id")
+    )
+    return json_response(
+        {
+            "id": run.execution_id,
+            "workflowId": run.workflow_id,
+            "version": run.version,
+            "replayOf": run.replay_of,
+        },
+        status=202,
+        headers={"Location": f"/api/executions/{run.execution_id}"},
+    )
+
+
+async def parse_sample(request: web.Request) -> web.Response:
+    """The seed's "parse" button: every path of a sample, ready for trigger.request."""
+    payload = await _json(request)
+    if not isinstance(payload, dict):
+        raise BadRequest(PARSE_USAGE)
+    if "url" in payload:
+        url = payload["url"]
+        if not isinstance(url, str):
+            raise BadRequest("url must be a string: a full URL or a bare query string")
+        return json_response({"query": variable_paths(parse_query(_query_part(url)))})
+    if "body" in payload:
+        return json_response({"body": variable_paths(payload["body"])})
+    if "sample" in payload:
+        sample, content_type = payload["sample"], payload.get("contentType", "application/json")
+        if not isinstance(sample, str) or not isinstance(content_type, str):
+            raise BadRequest("sample and contentType must be strings")
+        media_type, _, parameters = content_type.partition(";")
+        charset = parameters.partition("charset=")[2].strip() or None
+        body = parse_body(sample.encode(charset or "utf-8"), media_type.strip(), charset)
+        return json_response({"body": variable_paths(body)})
+    raise BadRequest(PARSE_USAGE)
+
+
+def _query_part(url: str) -> str:
+    """The query of a full URL (`https://x/y?a=1#f` -> `a=1`), or the text itself when it is a
+    bare query string (`a=1&b=2`, `?a=1`)."""
+    url = url.strip().split("#", 1)[0]
+    if "?" in url:
+        return url.split("?", 1)[1]
+    parsed = urlsplit(url)
+    return "" if parsed.scheme and parsed.netloc else url
+
+
+async def healthz(request: web.Request) -> web.Response:
+    storage_ok = await request.app[STORAGE].ping()
+    broker_ok = request.app[BROKER].is_connected
+    ok = storage_ok and broker_ok
+    return json_response(
+        {"status": "ok" if ok else "unavailable", "storage": storage_ok, "broker": broker_ok},
+        status=200 if ok else 503,
+    )

@@ -1,0 +1,16 @@
+"""The config API, on its own:
+`hookflow config-api` (also `hookflow-config-api`, `python -m hookflow_config_api`)."""
+
+from hookflow_config_api.app import create_app
+from hookflow_shared.command import load_settings, run_command
+from hookflow_shared.service import serve
+from hookflow_shared.settings import ConfigApiSettings
+
+
+async def serve_alone() -> None:
+    settings = load_settings(ConfigApiSettings)
+    await serve([(create_app(settings), settings.bind, settings.config_api_port)])
+
+
+def main() -> None:
+    run_command(serve_alone())

@@ -1,0 +1,5 @@
+"""`python -m hookflow_executor`."""
+
+from hookflow_executor.main import main
+
+main()

@@ -1,0 +1,16 @@
+"""The gateway, on its own:
+`hookflow gateway` (also `hookflow-gateway`, `python -m hookflow_gateway`)."""
+
+from hookflow_gateway.app import create_app
+from hookflow_shared.command import load_settings, run_command
+from hookflow_shared.service import serve
+from hookflow_shared.settings import GatewaySettings
+
+
+async def serve_alone() -> None:
+    settings = load_settings(GatewaySettings)
+    await serve([(create_app(settings), settings.bind, settings.gateway_port)])
+
+
+def main() -> None:
+    run_command(serve_alone())

@@ -1,0 +1,363 @@
+"""`POST /api/webhook:trigger/{key}`: check, parse, queue, answer.
+
+The checks run in the order of the README's status table: method (405), key (404; 503 while
+the gateway's copy of the triggers may be stale), Basic auth (401), size (413), signature
+(401), rate limit (429: counted only for callers who passed authentication, so a flood of
+wrong credentials takes nothing from the legitimate sender's budget), content type (415),
+parse (400); then the idempotency claim (a repeat gets the first execution's answer), the run
+is queued (503 when the broker does not confirm) and the answer given.
+
+A request sent with `Expect: 100-continue` gets the checks that need no body (method, key,
+Basic auth, declared size) before it is told to send its body.
+"""
+
+import asyncio
+from datetime import timedelta
+
+import orjson
+import structlog
+from aiohttp import web
+from aiohttp.http import HttpVersion11
+
+from hookflow_gateway.claims import Claims
+from hookflow_gateway.ratelimit import RateLimiter, retry_after_header
+from hookflow_gateway.replies import PendingReplies, ReplyLost
+from hookflow_gateway.submitter import RunSubmitter
+from hookflow_gateway.triggers import PENDING, Trigger, TriggerCache
+from hookflow_shared.bodies import parse_body
+from hookflow_shared.errors import (
+    BrokerUnavailable,
+    HookflowError,
+    NotFound,
+    Unauthorized,
+)
+from hookflow_shared.idempotency import claim_key, event_id
+from hookflow_shared.ids import new_id
+from hookflow_shared.models import RunReply, RunRequest, TriggerContext, now
+from hookflow_shared.querystring import parse_query
+from hookflow_shared.service import json_response
+from hookflow_shared.settings import GatewaySettings
+from hookflow_shared.storage import Claim, Storage
+
+log = structlog.get_logger("hookflow_gateway")
+
+EXECUTION_HEADER = "X-Hookflow-Execution-Id"
+REPLAYED_HEADER = "Idempotent-Replayed"
+"""On the answer to a repeat of an event already taken (the convention of Stripe's API)."""
+
+
+class MethodNotAllowed(HookflowError):
+    status = 405
+    headers = {"Allow": "POST"}
+
+
+class PayloadTooLarge(HookflowError):
+    status = 413
+
+
+class Unauthenticated(Unauthorized):
+    headers = {"WWW-Authenticate": 'Basic realm="hookflow", charset="UTF-8"'}
+
+
+class TooManyRequests(HookflowError):
+    status = 429
+
+    def __init__(self, message: str, retry_after: str) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": retry_after}
+
+
+class RetryLater(BrokerUnavailable):
+    headers = {"Retry-After": "1"}
+
+
+class SyncTimeout(HookflowError):
+    """504: the caller stops waiting; the execution still finishes and is recorded."""
+
+    status = 504
+
+    def __init__(self, message: str, execution_id: str) -> None:
+        super().__init__(message, details={"executionId": execution_id})
+        self.headers = {EXECUTION_HEADER: execution_id}
+
+
+class WebhookHandler:
+    def __init__(
+        self,
+        cache: TriggerCache,
+        submitter: RunSubmitter,
+        replies: PendingReplies,
+        reply_to: str,
+        limiter: RateLimiter,
+        storage: Storage,
+        settings: GatewaySettings,
+        *,
+        installation: str | None = None,
+    ) -> None:
+        self._cache = cache
+        self._submitter = submitter
+        self._replies = replies
+        self._reply_to = reply_to
+        self._limiter = limiter
+        self._storage = storage
+        self._installation = installation
+        self._claims = Claims(storage, abandon_after=settings.publish_timeout + 10)
+        self._settle_timeout = settings.publish_timeout + 1
+        self._max_body_bytes = settings.max_body_bytes
+        self._default_rate = settings.rate_limit
+        self._default_burst = settings.rate_burst
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        trigger = self._trigger(request)
+        await self._authenticate(request, trigger)
+        raw = await self._read_body(request, trigger.max_body_bytes or self._max_body_bytes)
+        if trigger.verifier is not None:
+            trigger.verifier.verify(request.headers, raw)
+        wait = self._limiter.retry_after(
+            trigger.key, trigger.rate or self._default_rate, trigger.burst or self._default_burst
+        )
+        if wait:
+            raise TooManyRequests(
+                "this trigger's rate limit is reached; retry later",
+                retry_after=retry_after_header(wait),
+            )
+        body = parse_body(raw, request.content_type if raw else "", request.charset)
+        execution_id = new_id()
+        run = RunRequest(
+            execution_id=execution_id,
+            workflow_id=trigger.workflow_id,
+            version=trigger.version,
+            received_at=now(),
+            request_id=request.headers.get("X-Request-Id", "")[:128] or execution_id,
+            context=TriggerContext(
+                headers={
+                    name: request.headers[name]
+                    for name in trigger.headers
+                    if name in request.headers
+                },
+                query=parse_query(request.query_string),
+                body=body,
+            ),
+            installation=self._installation,
+        )
+        structlog.contextvars.bind_contextvars(
+            execution_id=run.execution_id, workflow_id=run.workflow_id, request_id=run.request_id
+        )
+        claim = None
+        if trigger.idempotency is not None:
+            event = event_id(trigger.idempotency, request.headers, run.context.query, body)
+            if event is not None:
+                run.idempotency_key = event
+                claim = Claim(
+                    run.workflow_id,
+                    claim_key(event),
+                    run.execution_id,
+                    run.received_at,
+                    run.received_at + timedelta(seconds=trigger.idempotency.window),
+                )
+                holder = await self._claim(claim)
+                if holder.execution_id != run.execution_id:
+                    return await self._repeat(trigger, holder)
+        if trigger.sync:
+            return await self._call(trigger, run, claim)
+        await self._submit(trigger, run, claim)
+        return _async_answer(trigger, run.execution_id)
+
+    def _trigger(self, request: web.Request) -> Trigger:
+        if request.method != "POST":
+            raise MethodNotAllowed(f"{request.method} is not allowed: webhooks take POST")
+        if not self._cache.ready:
+            raise RetryLater("the gateway is catching up with configuration changes; retry")
+        trigger = self._cache.get(request.match_info["key"])
+        if trigger is PENDING:
+            raise RetryLater("this webhook's configuration is changing; retry in a second")
+        if not isinstance(trigger, Trigger):
+            raise NotFound("no enabled webhook trigger has this key")
+        return trigger
+
+    async def _authenticate(self, request: web.Request, trigger: Trigger) -> None:
+        if not await trigger.authorized(request.headers.get("Authorization"), self._cache.hashing):
+            raise Unauthenticated("missing or wrong credentials (HTTP Basic)")
+
+    async def expect(self, request: web.Request) -> web.StreamResponse | None:
+        """`Expect: 100-continue`: refuse before the body is sent when the checks that need no
+        body fail; otherwise tell the caller to go on."""
+        expect = request.headers.get("Expect", "")
+        if request.version != HttpVersion11:
+            return None
+        if expect.lower() != "100-continue":
+            return _refusal(HookflowError(f"unknown Expect: {expect[:64]}"), status=417)
+        try:
+            trigger = self._trigger(request)
+            await self._authenticate(request, trigger)
+            limit = trigger.max_body_bytes or self._max_body_bytes
+            length = request.content_length
+            if length is not None and length > limit:
+                raise PayloadTooLarge(
+                    f"body of {length} bytes is over this trigger's limit of {limit}"
+                )
+        except HookflowError as error:
+            return _refusal(error)
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0
+        return None
+
+    async def _claim(self, claim: Claim) -> Claim:
+        """Take the event's key; a holder still being queued elsewhere is waited for, and a
+        key freed meanwhile (its run was not queued) is taken again."""
+        for _ in range(3):
+            holder = await self._claims.take(claim)
+            if holder.execution_id == claim.execution_id:
+                return holder
+            settled = await self._claims.settled(holder, self._settle_timeout)
+            if settled is not None:
+                if settled.state == "claimed":
+                    raise RetryLater(
+                        "another copy of this event is being queued; retry in a second"
+                    )
+                return settled
+        raise RetryLater("this event's key keeps changing hands; retry in a second")
+
+    async def _repeat(self, trigger: Trigger, holder: Claim) -> web.StreamResponse:
+        """A repeat of an event already taken: no new execution. Async: the configured
+        answer; sync: the first execution's answer (waited for, up to the sync timeout)."""
+        log.info("repeated event: no new execution", first_execution_id=holder.execution_id)
+        if not trigger.sync:
+            response = _async_answer(trigger, holder.execution_id)
+        else:
+            response = _sync_answer(await self._first_answer(trigger, holder.execution_id))
+        response.headers[REPLAYED_HEADER] = "true"
+        return response
+
+    async def _first_answer(self, trigger: Trigger, execution_id: str) -> RunReply:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + trigger.sync_timeout
+        waiting = self._replies.pending(execution_id)
+        if waiting is not None:  # the first copy waits on this gateway: share its answer
+            try:
+                return await asyncio.wait_for(asyncio.shield(waiting), trigger.sync_timeout)
+            except (TimeoutError, ReplyLost):
+                pass
+        delay = 0.05
+        while loop.time() < deadline:
+            record = await self._storage.get_execution(execution_id)
+            if record is not None:
+                return RunReply(
+                    execution_id=record.id, status=record.status, response=record.response
+                )
+            await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
+            delay = min(delay * 2, 0.5)
+        raise SyncTimeout(
+            f"the first execution of this event did not finish within {trigger.sync_timeout:g} s",
+            execution_id,
+        )
+
+    async def _submit(self, trigger: Trigger, run: RunRequest, claim: Claim | None) -> None:
+        try:
+            await self._submitter.submit(run)
+        except BrokerUnavailable as error:
+            log.warning(
+                "webhook refused: broker unavailable",
+                reason=error.message,
+                maybe_queued=error.maybe_queued,
+            )
+            if not error.maybe_queued:
+                if claim is not None:
+                    await self._claims.release(claim)
+                raise RetryLater(
+                    "the run could not be queued; nothing was accepted, retry later"
+                ) from error
+            # The broker may have the run: its claim stays, so a retry with the same event id
+            # runs it once (the executor runs only the claim's holder).
+            raise RetryLater(
+                "the broker did not confirm the run in time; it may still run. Retry later"
+                + (
+                    " with the same event id: it runs once"
+                    if claim is not None
+                    else "; to be sure it runs once, give the trigger an idempotency key"
+                )
+            ) from error
+        if claim is not None:
+            self._claims.queued(claim)
+
+    async def _call(self, trigger: Trigger, run: RunRequest, claim: Claim | None) -> web.Response:
+        """Sync mode: queue the run with a reply address and wait for the executor's answer."""
+        run.reply_to = self._reply_to
+        future = self._replies.expect(run.execution_id)
+        try:
+            await self._submit(trigger, run, claim)
+            reply = await asyncio.wait_for(asyncio.shield(future), trigger.sync_timeout)
+        except TimeoutError:
+            raise SyncTimeout(
+                f"the workflow did not finish within {trigger.sync_timeout:g} s; it goes on and "
+                "is recorded",
+                run.execution_id,
+            ) from None
+        except ReplyLost as lost:
+            raise SyncTimeout(
+                f"{lost}; the run goes on and is recorded", run.execution_id
+            ) from None
+        finally:
+            self._replies.forget(run.execution_id)
+        return _sync_answer(reply)
+
+    async def close(self) -> None:
+        await self._claims.close()
+
+    @staticmethod
+    async def _read_body(request: web.Request, limit: int) -> bytes:
+        length = request.content_length
+        if length is not None and length > limit:
+            raise PayloadTooLarge(f"body of {length} bytes is over this trigger's limit of {limit}")
+        chunks = []
+        size = 0
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body is over this trigger's limit of {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _refusal(error: HookflowError, status: int | None = None) -> web.Response:
+    response = json_response(error.body(), status=status or error.status, headers=error.headers)
+    response.force_close()  # the caller did not send its body: this connection is done
+    return response
+
+
+def _sync_answer(reply: RunReply) -> web.Response:
+    """The response node's answer; without one, 200 when the run succeeded and 500 if not."""
+    if reply.response is not None:
+        body = reply.response.body
+        if body is None:
+            response = web.Response(status=reply.response.statusCode)
+        elif isinstance(body, str):
+            response = web.Response(status=reply.response.statusCode, text=body)
+        else:
+            response = web.Response(
+                status=reply.response.statusCode,
+                body=orjson.dumps(body),
+                content_type="application/json",
+            )
+        for name, value in reply.response.headers.items():
+            response.headers[name] = value
+    else:
+        response = web.Response(
+            status=200 if reply.status == "succeeded" else 500,
+            body=orjson.dumps({"executionId": reply.execution_id, "status": reply.status}),
+            content_type="application/json",
+        )
+    response.headers[EXECUTION_HEADER] = reply.execution_id
+    return response
+
+
+def _async_answer(trigger: Trigger, execution_id: str) -> web.Response:
+    response = web.Response(
+        status=trigger.status,
+        body=trigger.response_body,
+        content_type=trigger.response_content_type,
+    )
+    for name, value in trigger.response_headers:
+        response.headers[name] = value
+    response.headers[EXECUTION_HEADER] = execution_id
+    return response

@@ -1,0 +1,43 @@
+"""What every command-line entry point shares (the `hookflow` command, and each service's own
+`hookflow-<service>` / `python -m hookflow_<service>`): reading the settings, running until
+stopped, and turning a startup failure into one clear line and a non-zero exit. The one place
+where Hookflow exits a process."""
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from pydantic import ValidationError
+
+from hookflow_shared.logging import configure_logging
+from hookflow_shared.settings import CommonSettings
+
+
+class StartupError(Exception):
+    """A service cannot start; the message says what to check or set."""
+
+
+def load_settings[S: CommonSettings](kind: type[S]) -> S:
+    """The settings from the environment (HOOKFLOW_*), with logging configured by them."""
+    try:
+        settings = kind()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"HOOKFLOW_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()
+        )
+        raise StartupError(f"bad configuration: {problems}") from None
+    configure_logging(settings)
+    return settings
+
+
+def run_command(work: Coroutine[Any, Any, None]) -> None:
+    """Run until done or stopped (Ctrl-C, SIGTERM); a startup failure exits with its message."""
+    try:
+        asyncio.run(work)
+    except KeyboardInterrupt:
+        pass
+    except StartupError as error:
+        sys.exit(f"hookflow: {error}")
+    except OSError as error:
+        sys.exit(f"hookflow: {error} (is another process using the port? set HOOKFLOW_*_PORT)")

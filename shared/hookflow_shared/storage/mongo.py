@@ -1,0 +1,345 @@
+"""The MongoDB adapter, through PyMongo's own asyncio API (AsyncMongoClient)."""
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne, ReturnDocument, UpdateOne
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+
+from hookflow_shared.errors import Conflict, NotFound, StorageUnavailable
+from hookflow_shared.ids import new_id
+from hookflow_shared.models import ExecutionRecord, ExecutionStatus, StoredWorkflow
+from hookflow_shared.storage.base import Claim, ClaimState, Page, Storage, TimeRange
+
+# Failures are few: partial indexes find them (with or without a workflow); other listings
+# read the _id index or by_workflow, newest first, bounded by the ids of their time range.
+_FAILED = {"status": "failed"}
+
+
+def _to_mongo(doc: dict[str, Any]) -> dict[str, Any]:
+    doc["_id"] = doc.pop("id")
+    return doc
+
+
+def _from_mongo(doc: dict[str, Any]) -> dict[str, Any]:
+    doc["id"] = doc.pop("_id")
+    return doc
+
+
+def _unavailable[**P, T](
+    method: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """A store that does not answer (in time) raises StorageUnavailable: worth retrying."""
+
+    @functools.wraps(method)
+    async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except ConnectionFailure as error:
+            raise StorageUnavailable(f"MongoDB: {type(error).__name__}: {error}") from error
+        except PyMongoError as error:
+            if error.timeout:
+                raise StorageUnavailable(f"MongoDB timed out: {error}") from error
+            raise
+
+    return guarded
+
+
+class MongoStorage(Storage):
+    def __init__(self, url: str, database: str, *, timeout: float = 10.0) -> None:
+        # timeoutMS bounds every operation (PyMongo's client-side operation timeout): a store
+        # that stops answering gives an error to retry, never a call that hangs.
+        self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            url,
+            tz_aware=True,
+            appname="hookflow",
+            serverSelectionTimeoutMS=int(timeout * 1000),
+            timeoutMS=int(timeout * 1000),
+        )
+        db = self._client[database]
+        self._workflows = db["workflows"]
+        self._versions = db["workflow_versions"]
+        self._executions = db["executions"]
+        self._meta = db["meta"]
+        self._claims = db["idempotency_claims"]
+
+    @_unavailable
+    async def open(self) -> None:
+        await self._claims.create_index(
+            [("expiresAt", ASCENDING)], expireAfterSeconds=0, name="expiry"
+        )
+        await self._workflows.create_index([("key", ASCENDING)], unique=True, name="key_unique")
+        await self._versions.create_index(
+            [("workflowId", ASCENDING), ("version", ASCENDING)],
+            unique=True,
+            name="workflow_version",
+        )
+        await self._executions.create_index(
+            [("workflowId", ASCENDING), ("_id", DESCENDING)], name="by_workflow"
+        )
+        await self._executions.create_index(
+            [("status", ASCENDING), ("_id", DESCENDING)],
+            name="failed",
+            partialFilterExpression=_FAILED,
+        )
+        await self._executions.create_index(
+            [("workflowId", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)],
+            name="failed_by_workflow",
+            partialFilterExpression=_FAILED,
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def ping(self) -> bool:
+        try:
+            await self._client.admin.command("ping")
+        except PyMongoError:
+            return False
+        return True
+
+    # --- workflows ---
+
+    @staticmethod
+    def _workflow_doc(workflow: StoredWorkflow) -> dict[str, Any]:
+        doc = _to_mongo(workflow.model_dump())
+        doc["key"] = workflow.key
+        return doc
+
+    @staticmethod
+    def _version_doc(workflow: StoredWorkflow) -> dict[str, Any]:
+        doc = workflow.model_dump()
+        doc["_id"] = f"{doc.pop('id')}:{workflow.version}"
+        doc["workflowId"] = workflow.id
+        return doc
+
+    @_unavailable
+    async def insert_workflow(self, workflow: StoredWorkflow) -> None:
+        # The version first: once a gateway can see the workflow (and take its webhooks), the
+        # version its runs name is there for the executors.
+        version_id = f"{workflow.id}:{workflow.version}"
+        await self._versions.replace_one(
+            {"_id": version_id}, self._version_doc(workflow), upsert=True
+        )
+        try:
+            await self._workflows.insert_one(self._workflow_doc(workflow))
+        except DuplicateKeyError as error:
+            await self._versions.delete_one({"_id": version_id})
+            raise Conflict("a workflow with this id or trigger key exists") from error
+
+    @_unavailable
+    async def replace_workflow(self, workflow: StoredWorkflow) -> None:
+        try:
+            await self._versions.insert_one(self._version_doc(workflow))
+        except DuplicateKeyError as error:
+            raise Conflict(f"workflow {workflow.id} changed meanwhile") from error
+        result = await self._workflows.replace_one(
+            {"_id": workflow.id, "version": workflow.version - 1}, self._workflow_doc(workflow)
+        )
+        if result.matched_count == 1:
+            return
+        await self._versions.delete_one({"_id": f"{workflow.id}:{workflow.version}"})
+        current = await self._workflows.find_one({"_id": workflow.id}, {"version": 1})
+        if current is None:
+            raise NotFound(f"workflow {workflow.id} not found")
+        raise Conflict(
+            f"workflow {workflow.id} changed meanwhile (now version {current['version']})"
+        )
+
+    @_unavailable
+    async def delete_workflow(self, workflow_id: str) -> StoredWorkflow | None:
+        doc = await self._workflows.find_one_and_delete({"_id": workflow_id})
+        return self._workflow(doc)
+
+    @staticmethod
+    def _workflow(doc: dict[str, Any] | None) -> StoredWorkflow | None:
+        if doc is None:
+            return None
+        doc.pop("key", None)
+        doc.pop("workflowId", None)
+        return StoredWorkflow.model_validate(_from_mongo(doc))
+
+    @_unavailable
+    async def get_workflow(self, workflow_id: str) -> StoredWorkflow | None:
+        return self._workflow(await self._workflows.find_one({"_id": workflow_id}))
+
+    @_unavailable
+    async def get_workflow_by_key(self, key: str) -> StoredWorkflow | None:
+        return self._workflow(await self._workflows.find_one({"key": key}))
+
+    @_unavailable
+    async def get_workflow_version(self, workflow_id: str, version: int) -> StoredWorkflow | None:
+        doc = await self._versions.find_one({"_id": f"{workflow_id}:{version}"})
+        if doc is not None:
+            doc["_id"] = workflow_id
+        return self._workflow(doc)
+
+    @_unavailable
+    async def list_workflows(
+        self, *, limit: int, cursor: str | None = None
+    ) -> Page[StoredWorkflow]:
+        query = {"_id": {"$lt": cursor}} if cursor else {}
+        docs = await self._workflows.find(query).sort("_id", DESCENDING).limit(limit + 1).to_list()
+        items = [w for w in map(self._workflow, docs[:limit]) if w is not None]
+        return Page(items, items[-1].id if len(docs) > limit else None)
+
+    # --- the installation ---
+
+    @_unavailable
+    async def installation_id(self) -> str:
+        with contextlib.suppress(DuplicateKeyError):  # another service made it just now
+            await self._meta.update_one(
+                {"_id": "installation"}, {"$setOnInsert": {"value": new_id()}}, upsert=True
+            )
+        doc = await self._meta.find_one({"_id": "installation"})
+        assert doc is not None
+        return str(doc["value"])
+
+    # --- idempotency claims ---
+
+    @staticmethod
+    def _claim_id(claim: Claim) -> str:
+        return f"{claim.workflow_id}:{claim.key}"
+
+    @_unavailable
+    async def claim_keys(
+        self, claims: Sequence[Claim], *, abandoned_before: datetime
+    ) -> list[Claim]:
+        return list(await asyncio.gather(*(self._take(c, abandoned_before) for c in claims)))
+
+    async def _take(self, claim: Claim, abandoned_before: datetime) -> Claim:
+        free = {
+            "$or": [
+                {"expiresAt": {"$lte": claim.claimed_at}},
+                {"state": "claimed", "claimedAt": {"$lt": abandoned_before}},
+            ]
+        }
+        fields = {
+            "workflowId": claim.workflow_id,
+            "key": claim.key,
+            "executionId": claim.execution_id,
+            "state": claim.state,
+            "claimedAt": claim.claimed_at,
+            "expiresAt": claim.expires_at,
+        }
+        try:
+            doc = await self._claims.find_one_and_update(
+                {"_id": self._claim_id(claim), **free},
+                {"$set": fields},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:  # held, and not free: the upsert's insert collided
+            doc = await self._claims.find_one({"_id": self._claim_id(claim)})
+        if doc is None:  # freed between the two calls: try once more
+            return await self._take(claim, abandoned_before)
+        return _claim(doc)
+
+    @_unavailable
+    async def mark_claims(self, claims: Sequence[Claim], state: ClaimState) -> None:
+        if claims:
+            await self._claims.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": self._claim_id(c), "executionId": c.execution_id},
+                        {"$set": {"state": state}},
+                    )
+                    for c in claims
+                ],
+                ordered=False,
+            )
+
+    @_unavailable
+    async def release_claims(self, claims: Sequence[Claim]) -> None:
+        for claim in claims:
+            await self._claims.delete_one(
+                {"_id": self._claim_id(claim), "executionId": claim.execution_id}
+            )
+
+    @_unavailable
+    async def start_claims(self, claims: Sequence[Claim]) -> list[bool]:
+        started = []
+        for claim in claims:
+            doc = await self._claims.find_one_and_update(
+                {"_id": self._claim_id(claim), "executionId": claim.execution_id},
+                {"$set": {"state": "started"}},
+            )
+            if doc is not None:
+                started.append(True)
+                continue
+            holder = await self._claims.find_one({"_id": self._claim_id(claim)}, {"_id": 1})
+            started.append(holder is None)
+        return started
+
+    @_unavailable
+    async def get_claim(self, workflow_id: str, key: str) -> Claim | None:
+        doc = await self._claims.find_one({"_id": f"{workflow_id}:{key}"})
+        return _claim(doc) if doc else None
+
+    @_unavailable
+    async def purge_claims(self, now: datetime) -> int:
+        result = await self._claims.delete_many({"expiresAt": {"$lte": now}})
+        return result.deleted_count
+
+    # --- executions ---
+
+    @_unavailable
+    async def save_executions(self, records: Sequence[ExecutionRecord]) -> None:
+        operations = [
+            ReplaceOne({"_id": record.id}, _to_mongo(record.model_dump()), upsert=True)
+            for record in records
+        ]
+        await self._executions.bulk_write(operations, ordered=False)
+
+    @_unavailable
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        doc = await self._executions.find_one({"_id": execution_id})
+        return ExecutionRecord.model_validate(_from_mongo(doc)) if doc else None
+
+    @_unavailable
+    async def existing_executions(self, execution_ids: Sequence[str]) -> set[str]:
+        cursor = self._executions.find({"_id": {"$in": list(execution_ids)}}, {"_id": 1})
+        return {doc["_id"] async for doc in cursor}
+
+    @_unavailable
+    async def list_executions(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: ExecutionStatus | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> Page[ExecutionRecord]:
+        query: dict[str, Any] = {}
+        if workflow_id is not None:
+            query["workflowId"] = workflow_id
+        if status is not None:
+            query["status"] = status
+        times = TimeRange.of(since, until)
+        for field, low, high in (
+            ("_id", *times.ids(cursor)),
+            ("receivedAt", times.since, times.until),
+        ):
+            bounds = {name: at for name, at in (("$gte", low), ("$lt", high)) if at is not None}
+            if bounds:
+                query[field] = bounds
+        docs = await self._executions.find(query).sort("_id", DESCENDING).limit(limit + 1).to_list()
+        items = [ExecutionRecord.model_validate(_from_mongo(doc)) for doc in docs[:limit]]
+        return Page(items, items[-1].id if len(docs) > limit else None)
+
+
+def _claim(doc: dict[str, Any]) -> Claim:
+    return Claim(
+        doc["workflowId"],
+        doc["key"],
+        doc["executionId"],
+        doc["claimedAt"],
+        doc["expiresAt"],
+        doc["state"],
+    )

@@ -1,0 +1,475 @@
+"""The SQLite adapter: the embedded default. One file, WAL mode, safe for several processes
+on one machine. Calls run on one dedicated thread that owns the connection."""
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from hookflow_shared.errors import Conflict, NotFound, StorageUnavailable
+from hookflow_shared.ids import new_id
+from hookflow_shared.models import ExecutionRecord, ExecutionStatus, StoredWorkflow
+from hookflow_shared.storage.base import Claim, ClaimState, Page, Storage, TimeRange, epoch_ms
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS workflows (
+    id TEXT PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS workflow_versions (
+    workflow_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (workflow_id, version)
+);
+CREATE TABLE IF NOT EXISTS executions (
+    id TEXT PRIMARY KEY,
+    workflow_id TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS executions_by_workflow ON executions (workflow_id, id);
+"""
+
+_CLAIMS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency_claims (
+    workflow_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    claimed_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (workflow_id, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_claims_expiry ON idempotency_claims (expires_at);
+"""
+
+_TAKE_CLAIM = """
+INSERT INTO idempotency_claims (workflow_id, key, execution_id, state, claimed_at, expires_at)
+VALUES (:workflow_id, :key, :execution_id, :state, :claimed_at, :expires_at)
+ON CONFLICT (workflow_id, key) DO UPDATE SET
+    execution_id = excluded.execution_id, state = excluded.state,
+    claimed_at = excluded.claimed_at, expires_at = excluded.expires_at
+WHERE idempotency_claims.expires_at <= excluded.claimed_at
+   OR (idempotency_claims.state = 'claimed' AND idempotency_claims.claimed_at < :abandoned)
+"""
+
+_SELECT_CLAIM = (
+    "SELECT workflow_id, key, execution_id, claimed_at, expires_at, state"
+    " FROM idempotency_claims WHERE workflow_id = ? AND key = ?"
+)
+
+_INSERT_VERSION = "INSERT INTO workflow_versions (workflow_id, version, doc) VALUES (?, ?, ?)"
+
+# What executions are listed by besides the workflow: their status, and receivedAt in whole
+# milliseconds since 1970. Added to a file made before they existed, and filled from its
+# documents (_add_filter_columns). Failures are few: partial indexes find them; the rest is
+# most of the table, read in id order.
+_FILTER_COLUMNS = {"status": "TEXT", "received_at": "INTEGER"}
+_FILTER_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS executions_failed ON executions (id) WHERE status = 'failed'",
+    "CREATE INDEX IF NOT EXISTS executions_failed_by_workflow ON executions (workflow_id, id)"
+    " WHERE status = 'failed'",
+)
+# Literal in the SQL, so that SQLite sees a query for failures can use the partial indexes.
+_STATUS_IS: dict[str, str] = {"succeeded": "status = 'succeeded'", "failed": "status = 'failed'"}
+
+
+class SqliteStorage(Storage):
+    def __init__(self, path: Path, *, timeout: float = 10.0) -> None:
+        self._path = path
+        self._timeout = timeout
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hookflow-sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    async def _call[T](self, function: Callable[[sqlite3.Connection], T]) -> T:
+        db = self._db
+        assert db is not None, "open() first"
+        try:
+            return await asyncio.wait_for(
+                asyncio.get_running_loop().run_in_executor(self._thread, function, db),
+                # busy_timeout bounds a wait for a lock; this bounds everything else (a
+                # file system that stopped answering).
+                self._timeout + 5,
+            )
+        except sqlite3.OperationalError as error:  # locked, I/O error, cannot open
+            raise StorageUnavailable(f"SQLite at {self._path}: {error}") from error
+        except TimeoutError as error:
+            raise StorageUnavailable(
+                f"SQLite at {self._path} did not answer within {self._timeout + 5:g} s"
+            ) from error
+
+    async def open(self) -> None:
+        def connect() -> sqlite3.Connection:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            db.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.executescript(_SCHEMA)
+            db.executescript(_CLAIMS_SCHEMA)
+            _add_filter_columns(db)
+            return db
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        while True:
+            try:
+                self._db = await loop.run_in_executor(self._thread, connect)
+                return
+            except sqlite3.OperationalError as error:
+                # Several processes opening a new file at once: switching it to WAL does not
+                # wait for the lock as other statements do.
+                if "locked" not in str(error) or loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._call(lambda db: db.close())
+            self._db = None
+        self._thread.shutdown(wait=True)
+
+    async def ping(self) -> bool:
+        try:
+            return await self._call(lambda db: db.execute("SELECT 1").fetchone() == (1,))
+        except (sqlite3.Error, StorageUnavailable):
+            return False
+
+    # --- workflows ---
+
+    async def insert_workflow(self, workflow: StoredWorkflow) -> None:
+        doc = workflow.model_dump_json()
+
+        def insert(db: sqlite3.Connection) -> None:
+            try:
+                with _transaction(db):
+                    db.execute(
+                        "INSERT INTO workflows (id, key, version, doc) VALUES (?, ?, ?, ?)",
+                        (workflow.id, workflow.key, workflow.version, doc),
+                    )
+                    db.execute(_INSERT_VERSION, (workflow.id, workflow.version, doc))
+            except sqlite3.IntegrityError as error:
+                raise Conflict("a workflow with this id or trigger key exists") from error
+
+        await self._call(insert)
+
+    async def replace_workflow(self, workflow: StoredWorkflow) -> None:
+        doc = workflow.model_dump_json()
+
+        def replace(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                row = db.execute(
+                    "SELECT version FROM workflows WHERE id = ?", (workflow.id,)
+                ).fetchone()
+                if row is None:
+                    raise NotFound(f"workflow {workflow.id} not found")
+                if row[0] != workflow.version - 1:
+                    raise Conflict(
+                        f"workflow {workflow.id} changed meanwhile (now version {row[0]})"
+                    )
+                db.execute(
+                    "UPDATE workflows SET key = ?, version = ?, doc = ? WHERE id = ?",
+                    (workflow.key, workflow.version, doc, workflow.id),
+                )
+                db.execute(_INSERT_VERSION, (workflow.id, workflow.version, doc))
+
+        await self._call(replace)
+
+    async def delete_workflow(self, workflow_id: str) -> StoredWorkflow | None:
+        def delete(db: sqlite3.Connection) -> str | None:
+            with _transaction(db):
+                row = db.execute(
+                    "SELECT doc FROM workflows WHERE id = ?", (workflow_id,)
+                ).fetchone()
+                db.execute("DELETE FROM workflows WHERE id = ?", (workflow_id,))
+            return row[0] if row else None
+
+        doc = await self._call(delete)
+        return StoredWorkflow.model_validate_json(doc) if doc else None
+
+    async def _one_workflow(self, sql: str, *args: object) -> StoredWorkflow | None:
+        row = await self._call(lambda db: db.execute(sql, args).fetchone())
+        return StoredWorkflow.model_validate_json(row[0]) if row else None
+
+    async def get_workflow(self, workflow_id: str) -> StoredWorkflow | None:
+        return await self._one_workflow("SELECT doc FROM workflows WHERE id = ?", workflow_id)
+
+    async def get_workflow_by_key(self, key: str) -> StoredWorkflow | None:
+        return await self._one_workflow("SELECT doc FROM workflows WHERE key = ?", key)
+
+    async def get_workflow_version(self, workflow_id: str, version: int) -> StoredWorkflow | None:
+        return await self._one_workflow(
+            "SELECT doc FROM workflow_versions WHERE workflow_id = ? AND version = ?",
+            workflow_id,
+            version,
+        )
+
+    async def list_workflows(
+        self, *, limit: int, cursor: str | None = None
+    ) -> Page[StoredWorkflow]:
+        rows = await self._call(
+            lambda db: db.execute(
+                "SELECT id, doc FROM workflows WHERE id < ? ORDER BY id DESC LIMIT ?",
+                (cursor or "~", limit + 1),
+            ).fetchall()
+        )
+        return _page(rows, limit, StoredWorkflow.model_validate_json)
+
+    # --- the installation ---
+
+    async def installation_id(self) -> str:
+        def get(db: sqlite3.Connection) -> str:
+            with _transaction(db):
+                db.execute(
+                    "INSERT OR IGNORE INTO meta (name, value) VALUES ('installation', ?)",
+                    (new_id(),),
+                )
+                row = db.execute("SELECT value FROM meta WHERE name = 'installation'").fetchone()
+            return str(row[0])
+
+        return await self._call(get)
+
+    # --- idempotency claims ---
+
+    async def claim_keys(
+        self, claims: Sequence[Claim], *, abandoned_before: datetime
+    ) -> list[Claim]:
+        abandoned = abandoned_before.timestamp()
+
+        def take(db: sqlite3.Connection) -> list[Claim]:
+            held = []
+            with _transaction(db):
+                for claim in claims:
+                    db.execute(_TAKE_CLAIM, {**_claim_row(claim), "abandoned": abandoned})
+                    row = db.execute(_SELECT_CLAIM, (claim.workflow_id, claim.key)).fetchone()
+                    held.append(_claim(row))
+            return held
+
+        return await self._call(take)
+
+    async def mark_claims(self, claims: Sequence[Claim], state: ClaimState) -> None:
+        rows = [(state, c.workflow_id, c.key, c.execution_id) for c in claims]
+
+        def mark(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.executemany(
+                    "UPDATE idempotency_claims SET state = ?"
+                    " WHERE workflow_id = ? AND key = ? AND execution_id = ?",
+                    rows,
+                )
+
+        await self._call(mark)
+
+    async def release_claims(self, claims: Sequence[Claim]) -> None:
+        rows = [(c.workflow_id, c.key, c.execution_id) for c in claims]
+
+        def release(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.executemany(
+                    "DELETE FROM idempotency_claims"
+                    " WHERE workflow_id = ? AND key = ? AND execution_id = ?",
+                    rows,
+                )
+
+        await self._call(release)
+
+    async def start_claims(self, claims: Sequence[Claim]) -> list[bool]:
+        def start(db: sqlite3.Connection) -> list[bool]:
+            held = []
+            with _transaction(db):
+                for claim in claims:
+                    row = db.execute(
+                        "SELECT execution_id FROM idempotency_claims"
+                        " WHERE workflow_id = ? AND key = ?",
+                        (claim.workflow_id, claim.key),
+                    ).fetchone()
+                    if row is not None and row[0] != claim.execution_id:
+                        held.append(False)
+                        continue
+                    if row is not None:
+                        db.execute(
+                            "UPDATE idempotency_claims SET state = 'started'"
+                            " WHERE workflow_id = ? AND key = ?",
+                            (claim.workflow_id, claim.key),
+                        )
+                    held.append(True)
+            return held
+
+        return await self._call(start)
+
+    async def get_claim(self, workflow_id: str, key: str) -> Claim | None:
+        row = await self._call(lambda db: db.execute(_SELECT_CLAIM, (workflow_id, key)).fetchone())
+        return _claim(row) if row else None
+
+    async def purge_claims(self, now: datetime) -> int:
+        def purge(db: sqlite3.Connection) -> int:
+            with _transaction(db):
+                cursor = db.execute(
+                    "DELETE FROM idempotency_claims WHERE expires_at <= ?", (now.timestamp(),)
+                )
+            return cursor.rowcount
+
+        return await self._call(purge)
+
+    # --- executions ---
+
+    async def save_executions(self, records: Sequence[ExecutionRecord]) -> None:
+        rows = [
+            (r.id, r.workflowId, r.status, epoch_ms(r.receivedAt), r.model_dump_json())
+            for r in records
+        ]
+
+        def save(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.executemany(
+                    "INSERT OR REPLACE INTO executions (id, workflow_id, status, received_at, doc)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+
+        await self._call(save)
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        row = await self._call(
+            lambda db: db.execute(
+                "SELECT doc FROM executions WHERE id = ?", (execution_id,)
+            ).fetchone()
+        )
+        return ExecutionRecord.model_validate_json(row[0]) if row else None
+
+    async def existing_executions(self, execution_ids: Sequence[str]) -> set[str]:
+        ids = list(execution_ids)
+        marks = ",".join("?" * len(ids))
+        rows = await self._call(
+            lambda db: db.execute(
+                f"SELECT id FROM executions WHERE id IN ({marks})",  # noqa: S608 (only ?s)
+                ids,
+            ).fetchall()
+        )
+        return {row[0] for row in rows}
+
+    async def list_executions(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: ExecutionStatus | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> Page[ExecutionRecord]:
+        where: list[str] = []
+        args: list[object] = []
+
+        def when(clause: str, *values: object) -> None:
+            where.append(clause)
+            args.extend(values)
+
+        if workflow_id is not None:
+            when("workflow_id = ?", workflow_id)
+        if status is not None:
+            when(_STATUS_IS[status])
+        times = TimeRange.of(since, until)
+        low, high = times.ids(cursor)
+        if low is not None:
+            when("id >= ?", low)
+        if high is not None:
+            when("id < ?", high)
+        if times.since is not None:
+            when("received_at >= ?", epoch_ms(times.since))
+        if times.until is not None:
+            when("received_at < ?", epoch_ms(times.until))
+        sql = (
+            "SELECT id, doc FROM executions"  # noqa: S608 (fixed clauses; values are ?s)
+            f" WHERE {' AND '.join(where) or 'TRUE'} ORDER BY id DESC LIMIT ?"
+        )
+        rows = await self._call(lambda db: db.execute(sql, (*args, limit + 1)).fetchall())
+        return _page(rows, limit, ExecutionRecord.model_validate_json)
+
+
+def _claim_row(claim: Claim) -> dict[str, object]:
+    return {
+        "workflow_id": claim.workflow_id,
+        "key": claim.key,
+        "execution_id": claim.execution_id,
+        "state": claim.state,
+        "claimed_at": claim.claimed_at.timestamp(),
+        "expires_at": claim.expires_at.timestamp(),
+    }
+
+
+def _claim(row: tuple[str, str, str, float, float, ClaimState]) -> Claim:
+    workflow_id, key, execution_id, claimed_at, expires_at, state = row
+    return Claim(
+        workflow_id,
+        key,
+        execution_id,
+        datetime.fromtimestamp(claimed_at, UTC),
+        datetime.fromtimestamp(expires_at, UTC),
+        state,
+    )
+
+
+class _Filtered(BaseModel):
+    """The fields of a stored execution document that its filter columns hold."""
+
+    status: str
+    receivedAt: datetime
+
+
+def _add_filter_columns(db: sqlite3.Connection) -> None:
+    """Give `executions` its filter columns and their indexes; in a file made before them,
+    add the columns and fill them from each record's document (once: in one transaction, so
+    a process opening the same file meanwhile waits, then finds them there)."""
+    with _transaction(db):
+        present = {row[1] for row in db.execute("PRAGMA table_info(executions)")}
+        missing = [name for name in _FILTER_COLUMNS if name not in present]
+        for name in missing:
+            db.execute(f"ALTER TABLE executions ADD COLUMN {name} {_FILTER_COLUMNS[name]}")
+        if missing:
+            _fill_filter_columns(db)
+        for index in _FILTER_INDEXES:
+            db.execute(index)
+
+
+def _fill_filter_columns(db: sqlite3.Connection) -> None:
+    last = ""
+    while rows := db.execute(
+        "SELECT id, doc FROM executions WHERE id > ? ORDER BY id LIMIT 500", (last,)
+    ).fetchall():
+        filled = []
+        for execution_id, doc in rows:
+            fields = _Filtered.model_validate_json(doc)
+            filled.append((fields.status, epoch_ms(fields.receivedAt), execution_id))
+        db.executemany("UPDATE executions SET status = ?, received_at = ? WHERE id = ?", filled)
+        last = rows[-1][0]
+
+
+class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): a writer takes the lock up front, so two
+    processes never deadlock upgrading read locks."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        self._db.execute("ROLLBACK" if kind else "COMMIT")
+
+
+def _page[T](rows: list[tuple[str, str]], limit: int, parse: Callable[[str], T]) -> Page[T]:
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page([parse(doc) for _, doc in rows], rows[-1][0] if more else None)
