@@ -2,6 +2,7 @@
 says it needs: a plain (non-editable) install, as the images do, must not lose a sub-package
 that the editable install of the tests would still find."""
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -39,14 +40,18 @@ def test_the_layout_is_the_import_path() -> None:
 @pytest.mark.parametrize("folder", list(DISTRIBUTIONS))
 def test_a_plain_install_gets_every_package_of_the_tree(folder: str, tmp_path: Path) -> None:
     package = DISTRIBUTIONS[folder]
+    # Built from a copy: setuptools leaves build/ and *.egg-info beside the sources.
+    source = shutil.copytree(
+        ROOT / folder, tmp_path / "source", ignore=shutil.ignore_patterns("__pycache__")
+    )
     subprocess.run(
         [
             sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-            "--no-build-isolation", "--wheel-dir", str(tmp_path), str(ROOT / folder),
+            "--no-build-isolation", "--wheel-dir", str(tmp_path / "wheels"), str(source),
         ],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
-    (wheel,) = tmp_path.glob("*.whl")
+    (wheel,) = (tmp_path / "wheels").glob("*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
     packaged = {
