@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from hookflow_config_api.app import create_app as config_api_app
 from hookflow_executor.app import create_app as executor_app
 from hookflow_gateway.app import create_app as gateway_app
+from hookflow_shared.crypto import new_key
 from hookflow_shared.ids import new_id, trigger_key
 from hookflow_shared.messaging import Broker, Delivery
 from hookflow_shared.models import (
@@ -26,7 +27,6 @@ from hookflow_shared.models import (
     WorkflowDocument,
     now,
 )
-from hookflow_shared.secrets import new_key
 from hookflow_shared.settings import RunSettings
 from hookflow_shared.storage import Storage
 

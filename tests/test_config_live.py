@@ -16,7 +16,7 @@ from hookflow_gateway.app import TRIGGERS
 from hookflow_gateway.app import create_app as gateway_app
 from hookflow_gateway.triggers import Trigger, TriggerCache
 from hookflow_shared.models import ConfigEvent, StoredWorkflow
-from hookflow_shared.service import BROKER, STORAGE
+from hookflow_shared.resources import BROKER, STORAGE
 from hookflow_shared.storage import Page
 from hookflow_shared.storage.sqlite import SqliteStorage
 from tests.support import (

@@ -23,7 +23,7 @@ from hookflow_shared.messaging import Delivery, Outcome, Topology
 from hookflow_shared.messaging.memory import MemoryBroker
 from hookflow_shared.messaging.topology import MAX_ATTEMPTS
 from hookflow_shared.models import RunBatch
-from hookflow_shared.service import STORAGE
+from hookflow_shared.resources import STORAGE
 from hookflow_shared.storage import Storage
 from hookflow_shared.storage.sqlite import SqliteStorage
 from tests.support import (

@@ -11,10 +11,10 @@ import pytest
 
 from hookflow_executor.worker import RunWorker
 from hookflow_gateway.triggers import TriggerCache
+from hookflow_shared.crypto import hash_password
 from hookflow_shared.errors import StorageUnavailable
 from hookflow_shared.messaging import Delivery, Outcome, Topology, open_broker
 from hookflow_shared.models import ExecutionRecord
-from hookflow_shared.secrets import hash_password
 from hookflow_shared.storage.sqlite import SqliteStorage
 from tests.support import (
     payment_workflow,

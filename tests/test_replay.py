@@ -11,7 +11,7 @@ from hookflow_shared.ids import new_id
 from hookflow_shared.messaging import Topology, open_broker
 from hookflow_shared.messaging.memory import MemoryBroker
 from hookflow_shared.models import RunRequest, TriggerContext, now
-from hookflow_shared.service import BROKER
+from hookflow_shared.resources import BROKER
 from tests.support import TOKEN, System, payment_workflow, status_is_paid, webhook_url
 
 

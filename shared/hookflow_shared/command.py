@@ -10,12 +10,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hookflow_shared.logging import configure_logging
+from hookflow_shared.errors import StartupError
+from hookflow_shared.logs import configure_logging
 from hookflow_shared.settings import CommonSettings
-
-
-class StartupError(Exception):
-    """A service cannot start; the message says what to check or set."""
 
 
 def load_settings[S: CommonSettings](kind: type[S]) -> S:

@@ -1,13 +1,12 @@
-"""Domain errors. Raised inside the services, turned into HTTP answers at one place at the edge."""
+"""Domain errors: raised inside the services, saying what went wrong. They know nothing of
+HTTP; the services' HTTP edge (hookflow_shared.http) gives each its status code."""
 
 from typing import Any
 
 
 class HookflowError(Exception):
-    """Base of the errors a service turns into an HTTP answer."""
-
-    status = 500
-    headers: dict[str, str] | None = None
+    """Base of the errors a caller is told about: a message, and details (such as each wrong
+    field of a document)."""
 
     def __init__(self, message: str, *, details: Any = None) -> None:
         super().__init__(message)
@@ -22,37 +21,33 @@ class HookflowError(Exception):
 
 
 class BadRequest(HookflowError):
-    status = 400
+    """What was sent cannot be read (a body that does not parse, a bad parameter)."""
 
 
 class Unauthorized(HookflowError):
-    status = 401
+    """Missing or wrong credentials, a missing or wrong signature."""
 
 
 class NotFound(HookflowError):
-    status = 404
+    pass
 
 
 class Conflict(HookflowError):
-    status = 409
+    """The thing changed meanwhile, or the request contradicts its state."""
 
 
 class UnsupportedMediaType(HookflowError):
-    status = 415
+    pass
 
 
 class ValidationFailed(HookflowError):
     """A document that does not fit the contract; details lists each wrong field by its path."""
-
-    status = 422
 
 
 class BrokerUnavailable(HookflowError):
     """The broker did not confirm a message. `maybe_queued`: it may have taken it all the same
     (the confirm was lost or late: the connection dropped, the wait timed out); otherwise it
     certainly did not (not connected, refused, nacked)."""
-
-    status = 503
 
     def __init__(
         self,
@@ -68,9 +63,6 @@ class StorageUnavailable(HookflowError):
     """The store did not answer (connection lost, timed out, locked): worth trying again, unlike
     an error about what was asked of it."""
 
-    status = 503
-    headers = {"Retry-After": "1"}
-
 
 class ForeignInstallation(Exception):
     """The broker namespace belongs to another installation (another storage): running
@@ -85,3 +77,7 @@ class ForeignInstallation(Exception):
             f"{namespace}.installation on the broker to free the namespace."
         )
         self.namespace, self.owner, self.mine = namespace, owner, mine
+
+
+class StartupError(Exception):
+    """A service cannot start; the message says what to check or set."""

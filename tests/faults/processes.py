@@ -22,8 +22,8 @@ import aio_pika
 import aiohttp
 import orjson
 
+from hookflow_shared.crypto import new_key
 from hookflow_shared.messaging import Topology
-from hookflow_shared.secrets import new_key
 from tests.faults.rabbitnode import free_port
 
 Kind = Literal["config-api", "gateway", "executor"]

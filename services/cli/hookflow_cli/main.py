@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from hookflow_shared.command import StartupError, load_settings, run_command
-from hookflow_shared.secrets import new_key
+from hookflow_shared.command import load_settings, run_command
+from hookflow_shared.crypto import new_key
+from hookflow_shared.errors import StartupError
 from hookflow_shared.settings import RunSettings
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ def _kept(given: SecretStr | None, path: Path, make: Callable[[], str]) -> tuple
 
 
 async def _run_all() -> None:
-    from hookflow_shared.service import opened_broker, opened_storage
+    from hookflow_shared.resources import opened_broker, opened_storage
 
     settings = load_settings(RunSettings)
     token, generated = _kept(
@@ -57,7 +58,7 @@ async def _serve_all(
     from hookflow_config_api.app import create_app as config_api_app
     from hookflow_executor.app import create_app as executor_app
     from hookflow_gateway.app import create_app as gateway_app
-    from hookflow_shared.service import serve
+    from hookflow_shared.serve import serve
 
     apps = [
         (factory(settings, storage=storage, broker=broker), settings.bind, port)

@@ -13,21 +13,13 @@ from hookflow_config_api.propagation import Propagation
 from hookflow_config_api.replays import Replays
 from hookflow_config_api.workflows import Workflows
 from hookflow_shared.bodies import parse_body, variable_paths
-from hookflow_shared.command import StartupError
-from hookflow_shared.errors import BadRequest, NotFound, Unauthorized
+from hookflow_shared.crypto import secret_box
+from hookflow_shared.errors import BadRequest, NotFound, StartupError
+from hookflow_shared.http import HttpError, error_middleware, json_response
 from hookflow_shared.messaging import Broker
 from hookflow_shared.models import ExecutionRecord, StoredWorkflow
 from hookflow_shared.querystring import parse_query
-from hookflow_shared.service import (
-    BROKER,
-    INSTALLATION,
-    STORAGE,
-    error_middleware,
-    json_response,
-    secret_box,
-    use_broker,
-    use_storage,
-)
+from hookflow_shared.resources import BROKER, INSTALLATION, STORAGE, use_resources
 from hookflow_shared.settings import ConfigApiSettings
 from hookflow_shared.storage import Storage
 
@@ -39,7 +31,8 @@ PARSE_USAGE = (
 )
 
 
-class MissingToken(Unauthorized):
+class MissingToken(HttpError):
+    status = 401
     headers = {"WWW-Authenticate": 'Bearer realm="hookflow"'}
 
 
@@ -67,8 +60,7 @@ def create_app(
     app = web.Application(
         middlewares=[error_middleware, bearer_auth(settings.admin_token.get_secret_value())]
     )
-    use_storage(app, settings, storage)
-    use_broker(app, settings, broker)
+    use_resources(app, settings, storage=storage, broker=broker)
 
     box = secret_box(settings, without="workflows with a signature cannot be saved")
 

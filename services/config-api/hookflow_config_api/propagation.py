@@ -24,7 +24,7 @@ from hookflow_shared.models import (
     RunReply,
 )
 
-log = structlog.get_logger("hookflow_config_api")
+log = structlog.get_logger("hookflow.config_api")
 
 ROLL_CALL_QUIET = 0.1
 """Seconds without a new heartbeat after which the roll call is taken as answered."""

@@ -12,7 +12,7 @@ from hookflow_shared.messaging import Broker
 from hookflow_shared.models import Document, ExecutionRecord, RunRequest, now
 from hookflow_shared.storage import Storage
 
-log = structlog.get_logger("hookflow_config_api")
+log = structlog.get_logger("hookflow.config_api")
 
 USAGE = (
     'send {} or {"version": "current"} to run it on the workflow\'s current version, '
@@ -22,10 +22,6 @@ USAGE = (
 
 class ReplayOptions(Document):
     version: Literal["current", "original"] = "current"
-
-
-class ReplayNotQueued(BrokerUnavailable):
-    headers = {"Retry-After": "1"}
 
 
 class Replays:
@@ -59,7 +55,7 @@ class Replays:
         try:
             await self._broker.publish_runs([run])
         except BrokerUnavailable as error:
-            raise ReplayNotQueued(
+            raise BrokerUnavailable(
                 "the replay could not be queued; nothing was accepted, retry later"
             ) from error
         log.info(

@@ -8,20 +8,21 @@ from pydantic import ValidationError
 
 from hookflow_config_api.propagation import Propagation
 from hookflow_executor.validation import validate_workflow
+from hookflow_shared.crypto import SecretBox, hash_password, new_signing_secret
 from hookflow_shared.errors import BrokerUnavailable, HookflowError, NotFound, ValidationFailed
 from hookflow_shared.ids import new_id, trigger_key
 from hookflow_shared.messaging import Broker
 from hookflow_shared.models import ConfigEvent, StoredWorkflow, WorkflowDocument, error_details, now
-from hookflow_shared.secrets import SecretBox, hash_password, new_signing_secret
 from hookflow_shared.storage import Storage
 
-log = structlog.get_logger("hookflow_config_api")
+log = structlog.get_logger("hookflow.config_api")
 
 READ_ONLY = ("id", "version", "createdAt", "updatedAt", "webhookUrl")
 
 
 class SecretKeyMissing(HookflowError):
-    status = 500
+    """The config API cannot keep a signing secret: HOOKFLOW_SECRET_KEY is not set (a 500:
+    the service's configuration, not the request, is at fault)."""
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

@@ -11,17 +11,10 @@ from hookflow_executor.egress import request_session
 from hookflow_executor.health import Health
 from hookflow_executor.recorder import retrying
 from hookflow_executor.worker import RunWorker
+from hookflow_shared.http import error_middleware, json_response
 from hookflow_shared.messaging import Broker, Consumer
 from hookflow_shared.models import now
-from hookflow_shared.service import (
-    BROKER,
-    INSTALLATION,
-    STORAGE,
-    error_middleware,
-    json_response,
-    use_broker,
-    use_storage,
-)
+from hookflow_shared.resources import BROKER, INSTALLATION, STORAGE, use_resources
 from hookflow_shared.settings import ExecutorSettings
 from hookflow_shared.storage import Storage
 
@@ -31,15 +24,14 @@ CONSUMERS = web.AppKey("consumers", list[Consumer])
 HOUSEKEEPING_INTERVAL = 60.0
 """Seconds between purges of expired idempotency claims."""
 
-log = structlog.get_logger("hookflow_executor")
+log = structlog.get_logger("hookflow.executor")
 
 
 def create_app(
     settings: ExecutorSettings, *, storage: Storage | None = None, broker: Broker | None = None
 ) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
-    use_storage(app, settings, storage)
-    use_broker(app, settings, broker)
+    use_resources(app, settings, storage=storage, broker=broker)
 
     async def consume(app: web.Application) -> AsyncIterator[None]:
         http = request_session(settings)  # held to HOOKFLOW_REQUEST_*_NETWORKS

@@ -27,7 +27,7 @@ from hookflow_shared.models import (
     now,
 )
 
-log = structlog.get_logger("hookflow_executor")
+log = structlog.get_logger("hookflow.executor")
 
 
 @dataclass(frozen=True, slots=True)

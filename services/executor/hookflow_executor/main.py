@@ -3,7 +3,7 @@
 
 from hookflow_executor.app import create_app
 from hookflow_shared.command import load_settings, run_command
-from hookflow_shared.service import serve
+from hookflow_shared.serve import serve
 from hookflow_shared.settings import ExecutorSettings
 
 

@@ -12,7 +12,7 @@ from hookflow_shared.errors import StorageUnavailable
 from hookflow_shared.models import ExecutionRecord, TriggerContext
 from hookflow_shared.storage import Storage
 
-log = structlog.get_logger("hookflow_executor")
+log = structlog.get_logger("hookflow.executor")
 
 MAX_RETRY_DELAY = 10.0
 

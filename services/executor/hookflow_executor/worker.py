@@ -33,7 +33,7 @@ from hookflow_shared.messaging.topology import MAX_ATTEMPTS
 from hookflow_shared.models import ExecutionRecord, RunReply, RunRequest, now
 from hookflow_shared.storage import Claim, Storage
 
-log = structlog.get_logger("hookflow_executor")
+log = structlog.get_logger("hookflow.executor")
 
 
 class UnreadableMessage(Exception):

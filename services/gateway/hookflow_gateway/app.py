@@ -11,20 +11,13 @@ from hookflow_gateway.replies import PendingReplies
 from hookflow_gateway.submitter import RunSubmitter
 from hookflow_gateway.triggers import TriggerCache
 from hookflow_gateway.webhook import WebhookHandler
+from hookflow_shared.crypto import secret_box
 from hookflow_shared.errors import BrokerUnavailable
+from hookflow_shared.http import error_middleware, json_response
 from hookflow_shared.ids import new_id
 from hookflow_shared.messaging import Broker
 from hookflow_shared.models import ConfigApplied, ConfigEvent, Event, GatewayHeartbeat, RollCall
-from hookflow_shared.service import (
-    BROKER,
-    INSTALLATION,
-    STORAGE,
-    error_middleware,
-    json_response,
-    secret_box,
-    use_broker,
-    use_storage,
-)
+from hookflow_shared.resources import BROKER, INSTALLATION, STORAGE, use_resources
 from hookflow_shared.settings import GatewaySettings
 from hookflow_shared.storage import Storage
 
@@ -35,7 +28,7 @@ LIMITER = web.AppKey("limiter", RateLimiter)
 
 WEBHOOK_PATH = "/api/webhook:trigger/{key}"
 
-log = structlog.get_logger("hookflow_gateway")
+log = structlog.get_logger("hookflow.gateway")
 
 
 def create_app(
@@ -43,8 +36,7 @@ def create_app(
 ) -> web.Application:
     # The body is read by the handler against each trigger's own limit.
     app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024 * 1024)
-    use_storage(app, settings, storage)
-    use_broker(app, settings, broker)
+    use_resources(app, settings, storage=storage, broker=broker)
 
     async def triggers(app: web.Application) -> AsyncIterator[None]:
         box = secret_box(settings, without="triggers with a signature are left out")

@@ -20,7 +20,7 @@ from hookflow_shared.errors import StorageUnavailable
 from hookflow_shared.models import now
 from hookflow_shared.storage import Claim, Storage
 
-log = structlog.get_logger("hookflow_gateway")
+log = structlog.get_logger("hookflow.gateway")
 
 
 class Claims:

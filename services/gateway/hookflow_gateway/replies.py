@@ -8,7 +8,7 @@ import structlog
 
 from hookflow_shared.models import ConfigApplied, RunReply
 
-log = structlog.get_logger("hookflow_gateway")
+log = structlog.get_logger("hookflow.gateway")
 
 
 class ReplyLost(Exception):

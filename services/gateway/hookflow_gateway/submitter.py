@@ -12,7 +12,7 @@ from hookflow_shared.errors import BrokerUnavailable
 from hookflow_shared.messaging import Broker
 from hookflow_shared.models import RunRequest
 
-log = structlog.get_logger("hookflow_gateway")
+log = structlog.get_logger("hookflow.gateway")
 
 
 class RunSubmitter:

@@ -24,12 +24,12 @@ import orjson
 import structlog
 
 from hookflow_gateway.signatures import Verifier
+from hookflow_shared.crypto import SecretBox, verify_password
 from hookflow_shared.errors import HookflowError
 from hookflow_shared.models import ConfigEvent, Idempotency, StoredWorkflow
-from hookflow_shared.secrets import SecretBox, verify_password
 from hookflow_shared.storage import Storage
 
-log = structlog.get_logger("hookflow_gateway")
+log = structlog.get_logger("hookflow.gateway")
 
 _NEVER_IN_CONTEXT = frozenset({"authorization", "proxy-authorization", "cookie"})
 VERIFIED_TTL = 300.0
@@ -43,9 +43,6 @@ MAX_HASH_WAITERS = 32
 class TooManyCredentialChecks(HookflowError):
     """More new credentials arrive than the gateway can hash: refuse at once, rather than queue
     without bound (a flood of wrong passwords must not hold the gateway)."""
-
-    status = 429
-    headers = {"Retry-After": "1"}
 
 
 class HashGate:

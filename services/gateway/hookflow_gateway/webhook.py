@@ -23,62 +23,62 @@ from hookflow_gateway.claims import Claims
 from hookflow_gateway.ratelimit import RateLimiter, retry_after_header
 from hookflow_gateway.replies import PendingReplies, ReplyLost
 from hookflow_gateway.submitter import RunSubmitter
-from hookflow_gateway.triggers import PENDING, Trigger, TriggerCache
+from hookflow_gateway.triggers import PENDING, TooManyCredentialChecks, Trigger, TriggerCache
 from hookflow_shared.bodies import parse_body
 from hookflow_shared.errors import (
     BrokerUnavailable,
     HookflowError,
     NotFound,
-    Unauthorized,
 )
+from hookflow_shared.http import RETRY_SOON, HttpError, error_response
 from hookflow_shared.idempotency import claim_key, event_id
 from hookflow_shared.ids import new_id
 from hookflow_shared.models import RunReply, RunRequest, TriggerContext, now
 from hookflow_shared.querystring import parse_query
-from hookflow_shared.service import json_response
 from hookflow_shared.settings import GatewaySettings
 from hookflow_shared.storage import Claim, Storage
 
-log = structlog.get_logger("hookflow_gateway")
+log = structlog.get_logger("hookflow.gateway")
 
 EXECUTION_HEADER = "X-Hookflow-Execution-Id"
 REPLAYED_HEADER = "Idempotent-Replayed"
 """On the answer to a repeat of an event already taken (the convention of Stripe's API)."""
 
 
-class MethodNotAllowed(HookflowError):
+class MethodNotAllowed(HttpError):
     status = 405
     headers = {"Allow": "POST"}
 
 
-class PayloadTooLarge(HookflowError):
+class PayloadTooLarge(HttpError):
     status = 413
 
 
-class Unauthenticated(Unauthorized):
+class Unauthenticated(HttpError):
+    status = 401
     headers = {"WWW-Authenticate": 'Basic realm="hookflow", charset="UTF-8"'}
 
 
-class TooManyRequests(HookflowError):
+class TooManyRequests(HttpError):
     status = 429
 
-    def __init__(self, message: str, retry_after: str) -> None:
-        super().__init__(message)
-        self.headers = {"Retry-After": retry_after}
 
+class RetryLater(HttpError):
+    """503: nothing was accepted (or, when it says so, the broker may have the run)."""
 
-class RetryLater(BrokerUnavailable):
+    status = 503
     headers = {"Retry-After": "1"}
 
 
-class SyncTimeout(HookflowError):
+class SyncTimeout(HttpError):
     """504: the caller stops waiting; the execution still finishes and is recorded."""
 
     status = 504
 
     def __init__(self, message: str, execution_id: str) -> None:
-        super().__init__(message, details={"executionId": execution_id})
-        self.headers = {EXECUTION_HEADER: execution_id}
+        super().__init__(
+            message, details={"executionId": execution_id}, headers={EXECUTION_HEADER: execution_id}
+        )
 
 
 class WebhookHandler:
@@ -119,7 +119,7 @@ class WebhookHandler:
         if wait:
             raise TooManyRequests(
                 "this trigger's rate limit is reached; retry later",
-                retry_after=retry_after_header(wait),
+                headers={"Retry-After": retry_after_header(wait)},
             )
         body = parse_body(raw, request.content_type if raw else "", request.charset)
         execution_id = new_id()
@@ -176,7 +176,13 @@ class WebhookHandler:
         return trigger
 
     async def _authenticate(self, request: web.Request, trigger: Trigger) -> None:
-        if not await trigger.authorized(request.headers.get("Authorization"), self._cache.hashing):
+        try:
+            authorized = await trigger.authorized(
+                request.headers.get("Authorization"), self._cache.hashing
+            )
+        except TooManyCredentialChecks as error:
+            raise TooManyRequests(error.message, headers=RETRY_SOON) from None
+        if not authorized:
             raise Unauthenticated("missing or wrong credentials (HTTP Basic)")
 
     async def expect(self, request: web.Request) -> web.StreamResponse | None:
@@ -186,7 +192,7 @@ class WebhookHandler:
         if request.version != HttpVersion11:
             return None
         if expect.lower() != "100-continue":
-            return _refusal(HookflowError(f"unknown Expect: {expect[:64]}"), status=417)
+            return _refusal(HttpError(f"unknown Expect: {expect[:64]}", status=417))
         try:
             trigger = self._trigger(request)
             await self._authenticate(request, trigger)
@@ -319,8 +325,8 @@ class WebhookHandler:
         return b"".join(chunks)
 
 
-def _refusal(error: HookflowError, status: int | None = None) -> web.Response:
-    response = json_response(error.body(), status=status or error.status, headers=error.headers)
+def _refusal(error: HookflowError) -> web.Response:
+    response = error_response(error)
     response.force_close()  # the caller did not send its body: this connection is done
     return response
 

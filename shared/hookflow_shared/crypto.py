@@ -16,7 +16,13 @@ import hmac
 import os
 import secrets
 
+import structlog
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from hookflow_shared.errors import StartupError
+from hookflow_shared.settings import CommonSettings
+
+log = structlog.get_logger("hookflow")
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 _PREFIX = "fernet:"
@@ -88,3 +94,15 @@ class SecretBox:
                 "a stored secret does not decrypt with HOOKFLOW_SECRET_KEY (was the key changed "
                 "without keeping the old one after a comma?)"
             ) from error
+
+
+def secret_box(settings: CommonSettings, *, without: str) -> SecretBox | None:
+    """The box for signing secrets, from HOOKFLOW_SECRET_KEY; without a key, None and a
+    warning saying what cannot be done (`without`)."""
+    if settings.secret_key is None:
+        log.warning(f"HOOKFLOW_SECRET_KEY is not set: {without}")
+        return None
+    try:
+        return SecretBox(settings.secret_key.get_secret_value())
+    except ValueError as error:
+        raise StartupError(str(error)) from error
