@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from hookflow_config_api.app import WORKFLOWS
-from hookflow_gateway.app import TRIGGERS
+from hookflow_gateway.app import GATEWAY
 from hookflow_gateway.app import create_app as gateway_app
 from hookflow_gateway.triggers import Trigger, TriggerCache
 from hookflow_shared.models import ConfigEvent, StoredWorkflow
@@ -179,7 +179,7 @@ async def test_a_change_made_while_a_gateway_starts_is_not_missed(
         finally:
             runner, url = await starting
         try:
-            cache = runner.app[TRIGGERS]
+            cache = runner.app[GATEWAY].triggers
             assert isinstance(cache.get(workflow.key), Trigger), "a change during the load was lost"
             response, _ = await system.post(f"{url}/api/webhook:trigger/{workflow.key}", json={})
             assert response.status == 200
@@ -197,7 +197,7 @@ async def test_a_gateway_whose_connection_dropped_answers_503_until_it_reloaded(
     key = workflow["trigger"]["key"]
     assert await statuses(system, [system.gateway_url], key) == [200]
     assert await asyncio.to_thread(close_connections, namespace) >= 1
-    cache = system.runners["gateway"].app[TRIGGERS]
+    cache = system.runners["gateway"].app[GATEWAY].triggers
     await wait_for(lambda: _not_ready(cache), timeout=5)
     # Meanwhile the workflow is disabled behind the gateway's back (its event is missed).
     storage = system.runners["gateway"].app[STORAGE]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hookflow_gateway.app import LIMITER
+from hookflow_gateway.app import GATEWAY
 from hookflow_gateway.app import create_app as gateway_app
 from tests.support import System, running_system, settings_for, start_app, wait_for
 
@@ -34,8 +34,8 @@ async def two_gateways(
 
 
 async def _both_know_each_other(system: System, other: object) -> bool:
-    first = system.runners["gateway"].app[LIMITER]
-    second = other[LIMITER]  # type: ignore[index]
+    first = system.runners["gateway"].app[GATEWAY].limiter
+    second = other[GATEWAY].limiter  # type: ignore[index]
     return first.gateways() == 2 and second.gateways() == 2
 
 

@@ -25,10 +25,10 @@ from pydantic import ValidationError
 from hookflow_executor.engine import Plan, PlanError, compile_plan, execute, execution_record
 from hookflow_executor.health import Health
 from hookflow_executor.recorder import Recorder, retrying
-from hookflow_shared.batching import Batcher
 from hookflow_shared.errors import BrokerUnavailable, StorageUnavailable
 from hookflow_shared.idempotency import claim_key
 from hookflow_shared.messaging import Broker, Delivery, Outcome
+from hookflow_shared.messaging.rpc import Replier
 from hookflow_shared.messaging.topology import MAX_ATTEMPTS
 from hookflow_shared.models import ExecutionRecord, RunReply, RunRequest, now
 from hookflow_shared.storage import Claim, Storage
@@ -92,7 +92,7 @@ class RunWorker:
         self._broker = broker
         self._installation = installation
         self._on_foreign = on_foreign
-        self._repliers: dict[str, Batcher[RunReply, None]] = {}
+        self._replier = Replier(broker) if broker is not None else None
         self._http = http
         self._plans: OrderedDict[tuple[str, int], Plan | Broken] = OrderedDict()
         self._plan_cache_size = plan_cache_size
@@ -267,24 +267,9 @@ class RunWorker:
             await self._reply(run, record)
 
     async def _reply(self, run: RunRequest, record: ExecutionRecord) -> None:
-        if run.reply_to is None or self._broker is None:
-            return
-        reply = RunReply(execution_id=record.id, status=record.status, response=record.response)
-        try:
-            await self._replier(run.reply_to).submit(reply)
-        except BrokerUnavailable:
-            log.warning("sync reply not sent; the caller gets a 504")
-
-    def _replier(self, reply_to: str) -> Batcher[RunReply, None]:
-        """Replies to one gateway that finish together go in one message."""
-        replier = self._repliers.get(reply_to)
-        if replier is None:
-            assert self._broker is not None
-            replier = Batcher(partial(self._broker.publish_replies, reply_to), max_batch=256)
-            if len(self._repliers) >= 1024:  # gateways come and go: forget the oldest
-                del self._repliers[next(iter(self._repliers))]
-            self._repliers[reply_to] = replier
-        return replier
+        if run.reply_to is not None and self._replier is not None:
+            reply = RunReply(execution_id=record.id, status=record.status, response=record.response)
+            await self._replier.reply(run.reply_to, reply)
 
     async def _plan(self, run: RunRequest) -> Plan | Broken | None:
         cache_key = (run.workflow_id, run.version)

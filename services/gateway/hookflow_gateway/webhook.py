@@ -21,7 +21,6 @@ from aiohttp.http import HttpVersion11
 
 from hookflow_gateway.claims import Claims
 from hookflow_gateway.ratelimit import RateLimiter, retry_after_header
-from hookflow_gateway.replies import PendingReplies, ReplyLost
 from hookflow_gateway.submitter import RunSubmitter
 from hookflow_gateway.triggers import PENDING, TooManyCredentialChecks, Trigger, TriggerCache
 from hookflow_shared.bodies import parse_body
@@ -33,6 +32,7 @@ from hookflow_shared.errors import (
 from hookflow_shared.http import RETRY_SOON, HttpError, error_response
 from hookflow_shared.idempotency import claim_key, event_id
 from hookflow_shared.ids import new_id
+from hookflow_shared.messaging.rpc import Caller, ReplyLost
 from hookflow_shared.models import RunReply, RunRequest, TriggerContext, now
 from hookflow_shared.querystring import parse_query
 from hookflow_shared.settings import GatewaySettings
@@ -86,8 +86,7 @@ class WebhookHandler:
         self,
         cache: TriggerCache,
         submitter: RunSubmitter,
-        replies: PendingReplies,
-        reply_to: str,
+        calls: Caller,
         limiter: RateLimiter,
         storage: Storage,
         settings: GatewaySettings,
@@ -96,8 +95,7 @@ class WebhookHandler:
     ) -> None:
         self._cache = cache
         self._submitter = submitter
-        self._replies = replies
-        self._reply_to = reply_to
+        self._calls = calls
         self._limiter = limiter
         self._storage = storage
         self._installation = installation
@@ -238,7 +236,7 @@ class WebhookHandler:
     async def _first_answer(self, trigger: Trigger, execution_id: str) -> RunReply:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + trigger.sync_timeout
-        waiting = self._replies.pending(execution_id)
+        waiting = self._calls.pending(execution_id)
         if waiting is not None:  # the first copy waits on this gateway: share its answer
             try:
                 return await asyncio.wait_for(asyncio.shield(waiting), trigger.sync_timeout)
@@ -288,8 +286,8 @@ class WebhookHandler:
 
     async def _call(self, trigger: Trigger, run: RunRequest, claim: Claim | None) -> web.Response:
         """Sync mode: queue the run with a reply address and wait for the executor's answer."""
-        run.reply_to = self._reply_to
-        future = self._replies.expect(run.execution_id)
+        run.reply_to = self._calls.address
+        future = self._calls.expect(run.execution_id)
         try:
             await self._submit(trigger, run, claim)
             reply = await asyncio.wait_for(asyncio.shield(future), trigger.sync_timeout)
@@ -304,7 +302,7 @@ class WebhookHandler:
                 f"{lost}; the run goes on and is recorded", run.execution_id
             ) from None
         finally:
-            self._replies.forget(run.execution_id)
+            self._calls.forget(run.execution_id)
         return _sync_answer(reply)
 
     async def close(self) -> None:
