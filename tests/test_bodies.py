@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hookflow_shared.bodies import parse_body, variable_paths
 from hookflow_shared.errors import BadRequest, UnsupportedMediaType
 from hookflow_shared.querystring import parse_query
-from hookflow_shared.templates import get_path, parse_path
+from hookflow_shared.workflow.templates import get_path, parse_path
 
 # Keys as integrators use them: no brackets, not all digits (those would read as indexes).
 keys = st.text(

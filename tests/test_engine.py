@@ -6,14 +6,16 @@ from typing import Any
 import aiohttp
 import pytest
 
-from hookflow_executor.engine import compile_plan, execute
+from hookflow_executor.engine import Engine, compile_plan, execute
 from hookflow_executor.nodes.condition import CALCULATORS
-from hookflow_executor.validation import validate_workflow
 from hookflow_executor.worker import RunWorker
 from hookflow_shared.messaging import Outcome
 from hookflow_shared.models import RunBatch, WorkflowDocument
 from hookflow_shared.storage import open_storage
+from hookflow_shared.workflow.validation import validate_workflow
 from tests.support import delivery, payment_workflow, run_of, stored
+
+ENGINE = Engine.standard()
 
 
 @pytest.mark.parametrize(
@@ -92,7 +94,7 @@ async def test_nested_groups_and_continuing_after_a_branch() -> None:
             ],
         }
     )
-    plan = compile_plan(workflow)
+    plan = compile_plan(workflow, ENGINE)
     big = await execute(plan, run_of(workflow, {"status": "paid", "amount": "150"}))
     assert [n.key for n in big.nodes] == ["check", "inner", "finish"]
     assert big.status == "succeeded"
@@ -123,7 +125,7 @@ async def test_reject_on_false_ends_the_execution_failed() -> None:
             ],
         }
     )
-    plan = compile_plan(workflow)
+    plan = compile_plan(workflow, ENGINE)
     rejected = await execute(plan, run_of(workflow, {}))
     assert rejected.status == "failed"
     assert [n.key for n in rejected.nodes] == ["gate"]
@@ -166,7 +168,7 @@ def test_validation_names_each_fault_by_path() -> None:
             ],
         }
     )
-    faults = validate_workflow(document)
+    faults = validate_workflow(document, ENGINE.language)
     assert {(f["path"], f["message"].split(" (")[0]) for f in faults} >= {
         ("nodes[0].branches.true", "a end node has no branch 'true'"),
         (
@@ -217,7 +219,7 @@ async def test_a_redelivered_batch_runs_each_webhook_once(tmp_path: Path) -> Non
 )
 def test_the_examples_are_valid_workflows(path: Path) -> None:
     document = WorkflowDocument.model_validate_json(path.read_text())
-    assert validate_workflow(document) == []
+    assert validate_workflow(document, ENGINE.language) == []
 
 
 async def test_a_request_aiohttp_refuses_to_make_fails_the_node_not_the_executor() -> None:
@@ -232,6 +234,6 @@ async def test_a_request_aiohttp_refuses_to_make_fails_the_node_not_the_executor
         {"title": "two credentials", "nodes": [{"key": "call", "type": "request", "config": call}]}
     )
     async with aiohttp.ClientSession() as http:
-        record = await execute(compile_plan(workflow), run_of(workflow, {}), http=http)
+        record = await execute(compile_plan(workflow, ENGINE), run_of(workflow, {}), http=http)
     assert record.status == "succeeded"
     assert "cannot be made" in (record.nodes[0].error or "")

@@ -3,7 +3,7 @@
 import pytest
 
 from hookflow_shared.querystring import parse_query
-from hookflow_shared.templates import get_path, parse_path, render
+from hookflow_shared.workflow.templates import get_path, parse_path, render
 
 
 @pytest.mark.parametrize(

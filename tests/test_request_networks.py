@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from hookflow_executor.egress import AddressRefused, NetworkPolicy, request_session
-from hookflow_executor.engine import compile_plan, execute
+from hookflow_executor.engine import Engine, compile_plan, execute
 from hookflow_shared.messaging import Topology, open_broker
 from hookflow_shared.models import ExecutionRecord
 from hookflow_shared.settings import ExecutorSettings
@@ -31,6 +31,8 @@ METADATA = (
     "169.254.169.254 is in a denied network (169.254.0.0/16, link-local: cloud metadata); "
     "HOOKFLOW_REQUEST_DENIED_NETWORKS decides"
 )
+
+ENGINE = Engine.standard()
 
 
 @pytest.fixture
@@ -88,7 +90,7 @@ async def call(
         }
     )
     async with request_session(ExecutorSettings(**networks)) as http:
-        return await execute(compile_plan(workflow), run_of(workflow, {}), http=http)
+        return await execute(compile_plan(workflow, ENGINE), run_of(workflow, {}), http=http)
 
 
 def refused(record: ExecutionRecord, message: str) -> None:

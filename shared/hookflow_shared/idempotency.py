@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hookflow_shared.models import Idempotency
-from hookflow_shared.templates import get_path, parse_path
+from hookflow_shared.workflow.templates import get_path, parse_path
 
 MAX_KEY_LENGTH = 200
 """Longer event ids are claimed by their SHA-256 (the record keeps the id as sent)."""

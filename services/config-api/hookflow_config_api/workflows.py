@@ -7,13 +7,14 @@ import structlog
 from pydantic import ValidationError
 
 from hookflow_config_api.propagation import Propagation
-from hookflow_executor.validation import validate_workflow
 from hookflow_shared.crypto import SecretBox, hash_password, new_signing_secret
 from hookflow_shared.errors import BrokerUnavailable, HookflowError, NotFound, ValidationFailed
 from hookflow_shared.ids import new_id, trigger_key
 from hookflow_shared.messaging import Broker
 from hookflow_shared.models import ConfigEvent, StoredWorkflow, WorkflowDocument, error_details, now
 from hookflow_shared.storage import Storage
+from hookflow_shared.workflow.language import standard_language
+from hookflow_shared.workflow.validation import validate_workflow
 
 log = structlog.get_logger("hookflow.config_api")
 
@@ -51,6 +52,7 @@ class Workflows:
         self._storage = storage
         self._broker = broker
         self._propagation = propagation
+        self._language = standard_language()
         self._base = public_url.rstrip("/")
 
     def webhook_url(self, key: str) -> str:
@@ -157,7 +159,7 @@ class Workflows:
             document = WorkflowDocument.model_validate(payload)
         except ValidationError as error:
             raise ValidationFailed("invalid workflow", details=error_details(error)) from error
-        faults = validate_workflow(document)
+        faults = validate_workflow(document, self._language)
         if faults:
             raise ValidationFailed("invalid workflow", details=faults)
         return document

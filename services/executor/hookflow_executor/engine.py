@@ -7,14 +7,12 @@ a condition with rejectOnFalse). Every node's result is recorded.
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import structlog
 from aiohttp import ClientSession
 from pydantic import ValidationError
 
-from hookflow_executor.nodes import NODE_TYPES, NodeType, RunState, Step
-from hookflow_executor.nodes.base import NodeConfig
+from hookflow_executor.nodes import Runner, RunState, Step, standard_runners
 from hookflow_shared.models import (
     ExecutionRecord,
     ExecutionStatus,
@@ -26,6 +24,8 @@ from hookflow_shared.models import (
     error_details,
     now,
 )
+from hookflow_shared.workflow.configs import NodeConfig
+from hookflow_shared.workflow.language import Language, standard_language
 
 log = structlog.get_logger("hookflow.executor")
 
@@ -33,7 +33,8 @@ log = structlog.get_logger("hookflow.executor")
 @dataclass(frozen=True, slots=True)
 class PlannedNode:
     key: str
-    type: NodeType[Any]
+    type: str
+    run: Runner
     config: NodeConfig
     branches: dict[str, tuple["PlannedNode", ...]]
 
@@ -49,27 +50,44 @@ class PlanError(ValueError):
     config that no longer fits its type)."""
 
 
-def compile_plan(workflow: StoredWorkflow) -> Plan:
+@dataclass(frozen=True, slots=True)
+class Engine:
+    """The node types this executor runs: the language's specs, each with its runner."""
+
+    language: Language
+    runners: dict[str, Runner]
+
+    @classmethod
+    def standard(cls) -> "Engine":
+        language = standard_language()
+        return cls(language, standard_runners(language))
+
+
+def compile_plan(workflow: StoredWorkflow, engine: Engine) -> Plan:
     """Parse each node's config once per workflow version (validated when it was saved)."""
-    return Plan(workflow, _compile(workflow.document.nodes))
+    return Plan(workflow, _compile(workflow.document.nodes, engine))
 
 
-def _compile(nodes: list[Node]) -> tuple[PlannedNode, ...]:
+def _compile(nodes: list[Node], engine: Engine) -> tuple[PlannedNode, ...]:
     planned = []
     for node in nodes:
-        node_type = NODE_TYPES.get(node.type)
-        if node_type is None:
-            known = ", ".join(sorted(NODE_TYPES))
+        spec = engine.language.get(node.type)
+        if spec is None:
+            known = ", ".join(engine.language.names())
             raise PlanError(f"node {node.key} has unknown type {node.type!r} (known: {known})")
         try:
-            config = node_type.config.model_validate(node.config)
+            config = spec.config.model_validate(node.config)
         except ValidationError as error:
             raise PlanError(
                 f"node {node.key}'s config does not fit its type {node.type}: "
                 + "; ".join(f"{d['path']}: {d['message']}" for d in error_details(error))
             ) from error
-        branches = {name: _compile(branch) for name, branch in (node.branches or {}).items()}
-        planned.append(PlannedNode(node.key, node_type, config, branches))
+        branches = {
+            name: _compile(branch, engine) for name, branch in (node.branches or {}).items()
+        }
+        planned.append(
+            PlannedNode(node.key, node.type, engine.runners[node.type], config, branches)
+        )
     return tuple(planned)
 
 
@@ -139,7 +157,7 @@ async def _run_nodes(nodes: tuple[PlannedNode, ...], run: _Run) -> ExecutionStat
     for node in nodes:
         started = now()
         try:
-            step = await node.type.run(node.config, run.state)
+            step = await node.run(node.config, run.state)
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
             run.error = f"node {node.key} failed: {message}"
@@ -150,7 +168,7 @@ async def _run_nodes(nodes: tuple[PlannedNode, ...], run: _Run) -> ExecutionStat
         run.results.append(
             NodeResult(
                 key=node.key,
-                type=node.type.name,
+                type=node.type,
                 status="failed" if step.error else "succeeded",
                 result=step.result,
                 error=step.error,

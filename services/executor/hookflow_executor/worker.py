@@ -22,7 +22,14 @@ import structlog
 from aiohttp import ClientSession
 from pydantic import ValidationError
 
-from hookflow_executor.engine import Plan, PlanError, compile_plan, execute, execution_record
+from hookflow_executor.engine import (
+    Engine,
+    Plan,
+    PlanError,
+    compile_plan,
+    execute,
+    execution_record,
+)
 from hookflow_executor.health import Health
 from hookflow_executor.recorder import Recorder, retrying
 from hookflow_shared.errors import BrokerUnavailable, StorageUnavailable
@@ -81,6 +88,7 @@ class RunWorker:
         *,
         broker: Broker | None = None,
         http: ClientSession | None = None,
+        engine: Engine | None = None,
         installation: str | None = None,
         health: Health | None = None,
         on_foreign: Callable[[str], Awaitable[None]] | None = None,
@@ -94,6 +102,7 @@ class RunWorker:
         self._on_foreign = on_foreign
         self._replier = Replier(broker) if broker is not None else None
         self._http = http
+        self._engine = engine or Engine.standard()
         self._plans: OrderedDict[tuple[str, int], Plan | Broken] = OrderedDict()
         self._plan_cache_size = plan_cache_size
         self.executed = 0
@@ -285,7 +294,7 @@ class RunWorker:
         if workflow is None:
             return None
         try:
-            plan = compile_plan(workflow)
+            plan = compile_plan(workflow, self._engine)
         except PlanError as error:
             plan = Broken(
                 f"workflow {run.workflow_id} version {run.version} cannot run on this "

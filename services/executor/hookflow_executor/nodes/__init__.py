@@ -1,13 +1,23 @@
-"""Node types. A new type is one module in this package with one `register(...)` call: every
-module here is imported below, and the engine and the config API's validation take the types
-from the registry."""
+"""The executor's runners, one per node type of the language (hookflow_shared.workflow): a
+runner takes a node's parsed config and the run's state and gives a Step."""
 
-import importlib
-import pkgutil
+from hookflow_executor.nodes import calculation, condition, end, request, response
+from hookflow_executor.nodes.base import Runner, RunState, Step
+from hookflow_shared.workflow.language import Language
 
-from hookflow_executor.nodes.base import NODE_TYPES, NodeType, RunState, Step, register
+__all__ = ["RunState", "Runner", "Step", "standard_runners"]
 
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["NODE_TYPES", "NodeType", "RunState", "Step", "register"]
+def standard_runners(language: Language) -> dict[str, Runner]:
+    """A runner for every node type of `language`; a type without one is a startup error."""
+    runners: dict[str, Runner] = {
+        "condition": condition.run,
+        "calculation": calculation.run,
+        "request": request.run,
+        "response": response.run,
+        "end": end.run,
+    }
+    missing = [spec.name for spec in language if spec.name not in runners]
+    if missing:
+        raise ValueError(f"no runner for the node types {', '.join(missing)}")
+    return {spec.name: runners[spec.name] for spec in language}

@@ -1,19 +1,14 @@
-"""What a node type is, and the state a run carries from node to node."""
+"""What a node runner is, and the state a run carries from node to node."""
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from aiohttp import ClientSession
-from pydantic import BaseModel, ConfigDict
 
 from hookflow_shared.models import ResponseRecord
-from hookflow_shared.templates import render
-
-
-class NodeConfig(BaseModel):
-    """Base of node configs: unknown fields are errors when a workflow is saved."""
-
-    model_config = ConfigDict(extra="forbid")
+from hookflow_shared.workflow.configs import NodeConfig
+from hookflow_shared.workflow.templates import render
 
 
 @dataclass(slots=True)
@@ -48,23 +43,7 @@ class Step:
     """The node failed but the flow goes on (a request node with ignoreFail)."""
 
 
-class NodeType[C: NodeConfig]:
-    """A kind of node. Subclasses set `name` and `config`, and implement `run`."""
+type Runner = Callable[[Any, RunState], Awaitable[Step]]
+"""Runs one node: its parsed config (the model of its type's NodeSpec) and the run's state."""
 
-    name: ClassVar[str]
-    config: type[C]
-    branches: ClassVar[tuple[str, ...]] = ()
-    """Names of the branches this node may have (a condition: "true" and "false")."""
-    sync_only: ClassVar[bool] = False
-    """Only valid in sync workflows (the response node)."""
-
-    async def run(self, config: C, state: RunState) -> Step:
-        raise NotImplementedError
-
-
-NODE_TYPES: dict[str, NodeType[Any]] = {}
-
-
-def register[T: NodeType[Any]](node_type: T) -> T:
-    NODE_TYPES[node_type.name] = node_type
-    return node_type
+__all__ = ["NodeConfig", "RunState", "Runner", "Step"]

@@ -1,4 +1,4 @@
-"""`condition`: NocoBase's basic comparisons in and/or groups, or a CEL expression; yes/no
+"""Running `condition`: NocoBase's basic comparisons in and/or groups, or a CEL expression; yes/no
 branches, or rejectOnFalse to end the run as failed.
 
 Operands are templates (`{{$context.body.status}}`) or literals. Comparisons are lenient the
@@ -7,13 +7,12 @@ way integrators need: a number and a numeric string compare as numbers ("12.50" 
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
-
-from hookflow_executor.expressions import ExpressionError, compile_expression
-from hookflow_executor.expressions import evaluate as evaluate_expression
-from hookflow_executor.nodes.base import NodeConfig, NodeType, RunState, Step, register
+from hookflow_executor.nodes.base import RunState, Step
+from hookflow_shared.workflow.configs import Comparison, ConditionConfig
+from hookflow_shared.workflow.expressions import ExpressionError
+from hookflow_shared.workflow.expressions import evaluate as evaluate_expression
 
 
 def _number(value: Any) -> float | None:
@@ -83,66 +82,9 @@ CALCULATORS: dict[str, Callable[..., bool]] = {
     "empty": _empty,
     "notEmpty": lambda a: not _empty(a),
 }
-UNARY = frozenset({"empty", "notEmpty"})
-
-type Calculator = Literal[
-    "equal", "notEqual", "gt", "gte", "lt", "lte", "includes", "notIncludes", "startsWith",
-    "notStartsWith", "endsWith", "notEndsWith", "empty", "notEmpty",
-]  # fmt: skip
 
 
-class Calculation(BaseModel):
-    """One item of a group: a comparison (`calculator` and `operands`) or a nested `group`."""
-
-    model_config = ConfigDict(extra="forbid")
-    calculator: Calculator | None = None
-    operands: list[Any] = []
-    group: "Group | None" = None
-
-    @model_validator(mode="after")
-    def _one_form(self) -> "Calculation":
-        if self.group is not None:
-            if self.calculator is not None or self.operands:
-                raise ValueError("an item is a comparison or a group, not both")
-            return self
-        if self.calculator is None:
-            raise ValueError("an item needs a calculator (equal, gt, includes...) or a group")
-        wanted = 1 if self.calculator in UNARY else 2
-        if len(self.operands) != wanted:
-            raise ValueError(f"{self.calculator} takes {wanted} operand(s)")
-        return self
-
-
-class Group(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["and", "or"] = "and"
-    calculations: list[Calculation] = []
-
-
-class ConditionConfig(NodeConfig):
-    engine: Literal["basic", "cel"] = "basic"
-    rejectOnFalse: bool = False
-    calculation: Calculation | None = None
-    """basic: {"group": {"type": "and", "calculations": [...]}}"""
-    expression: str | None = None
-    """cel: an expression giving true or false, e.g. `context.body.status == "paid"`."""
-
-    @model_validator(mode="after")
-    def _engine_input(self) -> "ConditionConfig":
-        if self.engine == "basic":
-            if self.calculation is None or self.expression is not None:
-                raise ValueError("the basic engine takes `calculation` (and no `expression`)")
-        else:
-            if self.expression is None or self.calculation is not None:
-                raise ValueError("the cel engine takes `expression` (and no `calculation`)")
-            try:
-                compile_expression(self.expression)
-            except ExpressionError as error:
-                raise ValueError(f"expression does not compile: {error}") from error
-        return self
-
-
-def evaluate(item: Calculation, state: RunState) -> bool:
+def evaluate(item: Comparison, state: RunState) -> bool:
     if item.group is None:
         assert item.calculator is not None
         operands = [state.render(operand) for operand in item.operands]
@@ -151,22 +93,14 @@ def evaluate(item: Calculation, state: RunState) -> bool:
     return all(results) if item.group.type == "and" else any(results)
 
 
-class Condition(NodeType[ConditionConfig]):
-    name = "condition"
-    config = ConditionConfig
-    branches = ("true", "false")
-
-    async def run(self, config: ConditionConfig, state: RunState) -> Step:
-        if config.expression is not None:
-            passed = evaluate_expression(config.expression, state.scope)
-            if not isinstance(passed, bool):
-                raise ExpressionError(f"the condition gave {passed!r}, not true or false")
-        else:
-            assert config.calculation is not None
-            passed = evaluate(config.calculation, state)
-        if not passed and config.rejectOnFalse:
-            return Step(result=False, end="failed")
-        return Step(result=passed, branch=None if config.rejectOnFalse else str(passed).lower())
-
-
-register(Condition())
+async def run(config: ConditionConfig, state: RunState) -> Step:
+    if config.expression is not None:
+        passed = evaluate_expression(config.expression, state.scope)
+        if not isinstance(passed, bool):
+            raise ExpressionError(f"the condition gave {passed!r}, not true or false")
+    else:
+        assert config.calculation is not None
+        passed = evaluate(config.calculation, state)
+    if not passed and config.rejectOnFalse:
+        return Step(result=False, end="failed")
+    return Step(result=passed, branch=None if config.rejectOnFalse else str(passed).lower())

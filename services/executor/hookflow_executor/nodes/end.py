@@ -1,20 +1,8 @@
-"""`end`: finish the execution here, as succeeded or failed."""
+"""Running `end`: finish the execution here, as succeeded or failed."""
 
-from typing import Literal
-
-from hookflow_executor.nodes.base import NodeConfig, NodeType, RunState, Step, register
-
-
-class EndConfig(NodeConfig):
-    endStatus: Literal["succeeded", "failed"] = "succeeded"
+from hookflow_executor.nodes.base import RunState, Step
+from hookflow_shared.workflow.configs import EndConfig
 
 
-class End(NodeType[EndConfig]):
-    name = "end"
-    config = EndConfig
-
-    async def run(self, config: EndConfig, state: RunState) -> Step:
-        return Step(result=config.endStatus, end=config.endStatus)
-
-
-register(End())
+async def run(config: EndConfig, state: RunState) -> Step:
+    return Step(result=config.endStatus, end=config.endStatus)

@@ -1,44 +1,19 @@
-"""`request`: an outgoing HTTP call. URL, headers, query and body are templates; the result is
-the answer's status, headers and body (parsed when it is JSON). Failing (a connection error, a
-timeout, a status of 400 or more, an address the executor's networks settings refuse: see
-egress.py) fails the node, and so the execution, unless `ignoreFail`.
+"""Running `request`: an outgoing HTTP call. URL, headers, query and body are templates;
+the result is the answer's status, headers and body (parsed when it is JSON). Failing (a
+connection error, a timeout, a status of 400 or more, an address the executor's networks
+settings refuse: see egress.py) fails the node, and so the execution, unless `ignoreFail`."""
 
-The names follow NocoBase's request node: `params` for the query, `data` for the body,
-`timeout` in milliseconds.
-"""
-
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
-from pydantic import Field
 
 from hookflow_executor.egress import AddressRefused
-from hookflow_executor.nodes.base import NodeConfig, NodeType, RunState, Step, register
-from hookflow_shared.models import HeaderValue
+from hookflow_executor.nodes.base import RunState, Step
+from hookflow_shared.workflow.configs import RequestNodeConfig
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
-
-
-class Param(NodeConfig):
-    name: str = Field(min_length=1)
-    value: Any = ""
-
-
-class RequestConfig(NodeConfig):
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "POST"
-    url: str = Field(min_length=1)
-    headers: list[HeaderValue] = []
-    params: list[Param] = []
-    contentType: Literal["application/json", "application/x-www-form-urlencoded"] = (
-        "application/json"
-    )
-    data: Any = None
-    timeout: int = Field(5000, ge=1, le=300_000)
-    """Milliseconds for the whole call."""
-    ignoreFail: bool = False
-    """On failure, record it and go on with the next node instead of failing the execution."""
 
 
 class RequestFailed(Exception):
@@ -53,58 +28,55 @@ def _text(value: Any) -> str:
     return orjson.dumps(value).decode() if isinstance(value, dict | list | bool) else str(value)
 
 
-class Request(NodeType[RequestConfig]):
-    name = "request"
-    config = RequestConfig
+async def run(config: RequestNodeConfig, state: RunState) -> Step:
+    try:
+        result = await _call(config, state)
+    except RequestFailed as failure:
+        if not config.ignoreFail:
+            raise
+        return Step(result={"error": str(failure)}, error=str(failure))
+    if result["status"] >= 400 and not config.ignoreFail:
+        raise RequestFailed(f"{config.method} answered {result['status']}")
+    error = f"answered {result['status']}" if result["status"] >= 400 else None
+    return Step(result=result, error=error)
 
-    async def run(self, config: RequestConfig, state: RunState) -> Step:
-        try:
-            result = await self._call(config, state)
-        except RequestFailed as failure:
-            if not config.ignoreFail:
-                raise
-            return Step(result={"error": str(failure)}, error=str(failure))
-        if result["status"] >= 400 and not config.ignoreFail:
-            raise RequestFailed(f"{config.method} answered {result['status']}")
-        error = f"answered {result['status']}" if result["status"] >= 400 else None
-        return Step(result=result, error=error)
 
-    async def _call(self, config: RequestConfig, state: RunState) -> dict[str, Any]:
-        if state.http is None:
-            raise RequestFailed("no HTTP client in this executor")
-        url = _text(state.render(config.url))
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise RequestFailed(f"url {url!r} is not an http(s) URL")
-        headers = {h.name: _text(state.render(h.value)) for h in config.headers}
-        params = [(p.name, _text(state.render(p.value))) for p in config.params]
-        body: dict[str, Any] = {}
-        if config.data is not None and config.method not in ("GET", "HEAD"):
-            data = state.render(config.data)
-            if config.contentType == "application/json":
-                body["data"] = orjson.dumps(data)
-                headers.setdefault("Content-Type", "application/json")
-            else:
-                fields = data.items() if isinstance(data, dict) else []
-                body["data"] = {name: _text(value) for name, value in fields}
-        timeout = aiohttp.ClientTimeout(total=config.timeout / 1000)
-        try:
-            async with state.http.request(
-                config.method, url, headers=headers, params=params, timeout=timeout, **body
-            ) as response:
-                raw = await response.content.read(MAX_RESPONSE_BYTES + 1)
-                if len(raw) > MAX_RESPONSE_BYTES:
-                    raise RequestFailed(f"answer larger than {MAX_RESPONSE_BYTES} bytes")
-                return {
-                    "status": response.status,
-                    "headers": {name.lower(): value for name, value in response.headers.items()},
-                    "data": _parse(raw, response.content_type),
-                }
-        except TimeoutError:
-            raise RequestFailed(f"no answer within {config.timeout} ms") from None
-        except aiohttp.ClientError as error:
-            raise RequestFailed(_failure(error)) from error
-        except ValueError as error:  # a request aiohttp will not make (e.g. two credentials)
-            raise RequestFailed(f"the request cannot be made: {error}") from error
+async def _call(config: RequestNodeConfig, state: RunState) -> dict[str, Any]:
+    if state.http is None:
+        raise RequestFailed("no HTTP client in this executor")
+    url = _text(state.render(config.url))
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise RequestFailed(f"url {url!r} is not an http(s) URL")
+    headers = {h.name: _text(state.render(h.value)) for h in config.headers}
+    params = [(p.name, _text(state.render(p.value))) for p in config.params]
+    body: dict[str, Any] = {}
+    if config.data is not None and config.method not in ("GET", "HEAD"):
+        data = state.render(config.data)
+        if config.contentType == "application/json":
+            body["data"] = orjson.dumps(data)
+            headers.setdefault("Content-Type", "application/json")
+        else:
+            fields = data.items() if isinstance(data, dict) else []
+            body["data"] = {name: _text(value) for name, value in fields}
+    timeout = aiohttp.ClientTimeout(total=config.timeout / 1000)
+    try:
+        async with state.http.request(
+            config.method, url, headers=headers, params=params, timeout=timeout, **body
+        ) as response:
+            raw = await response.content.read(MAX_RESPONSE_BYTES + 1)
+            if len(raw) > MAX_RESPONSE_BYTES:
+                raise RequestFailed(f"answer larger than {MAX_RESPONSE_BYTES} bytes")
+            return {
+                "status": response.status,
+                "headers": {name.lower(): value for name, value in response.headers.items()},
+                "data": _parse(raw, response.content_type),
+            }
+    except TimeoutError:
+        raise RequestFailed(f"no answer within {config.timeout} ms") from None
+    except aiohttp.ClientError as error:
+        raise RequestFailed(_failure(error)) from error
+    except ValueError as error:  # a request aiohttp will not make (e.g. two credentials)
+        raise RequestFailed(f"the request cannot be made: {error}") from error
 
 
 def _failure(error: aiohttp.ClientError) -> str:
@@ -124,6 +96,3 @@ def _parse(raw: bytes, content_type: str) -> Any:
         except orjson.JSONDecodeError:
             pass
     return raw.decode("utf-8", errors="replace")
-
-
-register(Request())

@@ -9,22 +9,23 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hookflow_executor.nodes import NODE_TYPES
 from hookflow_shared.models import Node, WorkflowDocument, error_details
-from hookflow_shared.templates import parse_path, template_references
+from hookflow_shared.workflow.language import Language
+from hookflow_shared.workflow.templates import parse_path, template_references
 
 VARIABLE_ROOTS = frozenset({"$context", "$jobsMapByNodeKey", "$system"})
 
 
-def validate_workflow(document: WorkflowDocument) -> list[dict[str, str]]:
+def validate_workflow(document: WorkflowDocument, language: Language) -> list[dict[str, str]]:
     faults: list[dict[str, str]] = []
     seen: dict[str, str] = {}
-    _check_nodes(document, document.nodes, "nodes", set(), seen, faults)
+    _check_nodes(document, language, document.nodes, "nodes", set(), seen, faults)
     return faults
 
 
 def _check_nodes(
     document: WorkflowDocument,
+    language: Language,
     nodes: list[Node],
     path: str,
     before: set[str],
@@ -42,9 +43,9 @@ def _check_nodes(
             )
         else:
             seen[node.key] = here
-        node_type = NODE_TYPES.get(node.type)
+        node_type = language.get(node.type)
         if node_type is None:
-            known = ", ".join(sorted(NODE_TYPES))
+            known = ", ".join(language.names())
             faults.append(
                 _fault(f"{here}.type", f"unknown node type {node.type!r} (known: {known})")
             )
@@ -70,7 +71,13 @@ def _check_nodes(
             faults.extend(_check_reference(where, reference, node.key, ran))
         for name, branch in (node.branches or {}).items():
             ran |= _check_nodes(
-                document, branch, f"{here}.branches.{name}", ran | {node.key}, seen, faults
+                document,
+                language,
+                branch,
+                f"{here}.branches.{name}",
+                ran | {node.key},
+                seen,
+                faults,
             )
         ran.add(node.key)
     return ran
