@@ -71,7 +71,7 @@ def stored(document: dict[str, Any], version: int = 1) -> StoredWorkflow:
     doc = WorkflowDocument.model_validate(document)
     doc.trigger.key = trigger_key()
     return StoredWorkflow(
-        id=new_id(), version=version, createdAt=now(), updatedAt=now(), document=doc
+        id=new_id(), version=version, created_at=now(), updated_at=now(), document=doc
     )
 
 

@@ -105,7 +105,7 @@ def test_generic_hmac(algorithm: str, encoding: str) -> None:
     signature = digest.hex() if encoding == "hex" else base64.b64encode(digest).decode()
     check = verifier(
         "hmac", secret, now, header="X-Signature", algorithm=algorithm, encoding=encoding,
-        prefix="sig=", timestampHeader="X-Timestamp",
+        prefix="sig=", timestamp_header="X-Timestamp",
     )  # fmt: skip
     headers = {"x-signature": "sig=" + signature, "x-timestamp": str(now)}
     check.verify(headers, body)

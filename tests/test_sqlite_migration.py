@@ -30,7 +30,7 @@ async def test_an_earlier_file_gets_the_filter_columns_filled(tmp_path: Path) ->
         db.executescript(EARLIER_SCHEMA)
         db.executemany(
             "INSERT INTO executions (id, workflow_id, doc) VALUES (?, ?, ?)",
-            [(r.id, r.workflowId, r.model_dump_json()) for r in records],
+            [(r.id, r.workflow_id, r.model_dump_json()) for r in records],
         )
     db.close()
 

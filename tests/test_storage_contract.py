@@ -31,14 +31,14 @@ def workflow(title: str = "w", version: int = 1, **fields: object) -> StoredWork
     document = WorkflowDocument.model_validate({"title": title, **fields})
     document.trigger.key = trigger_key()
     return StoredWorkflow(
-        id=new_id(), version=version, createdAt=moment, updatedAt=moment, document=document
+        id=new_id(), version=version, created_at=moment, updated_at=moment, document=document
     )
 
 
 def next_version(current: StoredWorkflow, title: str) -> StoredWorkflow:
     document = current.document.model_copy(update={"title": title})
     return current.model_copy(
-        update={"version": current.version + 1, "document": document, "updatedAt": now()}
+        update={"version": current.version + 1, "document": document, "updated_at": now()}
     )
 
 
@@ -56,13 +56,13 @@ def record(
     moment = received_at or now()
     return ExecutionRecord(
         id=execution_id or id_at(moment),
-        workflowId=workflow_id,
+        workflow_id=workflow_id,
         version=1,
         status=status,
-        receivedAt=moment,
-        startedAt=moment,
-        finishedAt=moment + timedelta(milliseconds=3),
-        requestId="r-1",
+        received_at=moment,
+        started_at=moment,
+        finished_at=moment + timedelta(milliseconds=3),
+        request_id="r-1",
         context=TriggerContext(
             headers={"x-request-id": "r-1"}, query={"a": ["1"]}, body={"status": "paid", "n": 1.5}
         ),
@@ -72,8 +72,8 @@ def record(
                 type="condition",
                 status="succeeded",
                 result=True,
-                startedAt=moment,
-                finishedAt=moment,
+                started_at=moment,
+                finished_at=moment,
             )
         ],
     )
@@ -200,7 +200,7 @@ async def listed(storage: Storage, **filters: object) -> list[int]:
     """Which of the history's records a listing gives, by their second (t0 = 0)."""
     page = await storage.list_executions(limit=50, **filters)  # type: ignore[arg-type]
     assert page.next_cursor is None
-    return [int((r.receivedAt - T0) / SECOND) for r in page.items]
+    return [int((r.received_at - T0) / SECOND) for r in page.items]
 
 
 async def test_executions_filtered_by_workflow_and_status(
@@ -243,7 +243,7 @@ async def test_executions_page_through_filters(
             page = await storage.list_executions(  # type: ignore[arg-type]
                 limit=2, cursor=cursor, **filters
             )
-            seen.append([int((r.receivedAt - T0) / SECOND) for r in page.items])
+            seen.append([int((r.received_at - T0) / SECOND) for r in page.items])
             cursor = page.next_cursor
             if cursor is None:
                 return seen

@@ -158,15 +158,15 @@ def _summary(record: ExecutionRecord) -> dict[str, Any]:
         mode="json",
         include={
             "id",
-            "workflowId",
+            "workflow_id",
             "version",
             "status",
-            "receivedAt",
-            "startedAt",
-            "finishedAt",
-            "requestId",
+            "received_at",
+            "started_at",
+            "finished_at",
+            "request_id",
             "error",
-            "replayOf",
+            "replay_of",
         },
     )
 

@@ -44,7 +44,7 @@ class Replays:
         new = new_id()
         run = RunRequest(
             execution_id=new,
-            workflow_id=replayed.workflowId,
+            workflow_id=replayed.workflow_id,
             version=version,
             received_at=now(),
             request_id=(request_id or "")[:128] or new,
@@ -70,7 +70,7 @@ class Replays:
     async def _version(
         self, replayed: ExecutionRecord, which: Literal["current", "original"]
     ) -> int:
-        workflow_id = replayed.workflowId
+        workflow_id = replayed.workflow_id
         if which == "current":
             current = await self._storage.get_workflow(workflow_id)
             if current is None:

@@ -70,7 +70,9 @@ class Workflows:
             signature.pop("secret", None)
             signature["secretSet"] = bool(signature.pop("encryptedSecret", None))
         return {
-            **workflow.model_dump(mode="json", include={"id", "version", "createdAt", "updatedAt"}),
+            **workflow.model_dump(
+                mode="json", include={"id", "version", "created_at", "updated_at"}
+            ),
             "webhookUrl": self.webhook_url(workflow.key),
             **doc,
         }
@@ -89,7 +91,7 @@ class Workflows:
         document.trigger.key = trigger_key()
         moment = now()
         workflow = StoredWorkflow(
-            id=new_id(), version=1, createdAt=moment, updatedAt=moment, document=document
+            id=new_id(), version=1, created_at=moment, updated_at=moment, document=document
         )
         self._can_announce()
         await self._storage.insert_workflow(workflow)
@@ -124,7 +126,7 @@ class Workflows:
             )
         document = current.document.model_copy(deep=True)
         assert document.trigger.signature is not None
-        document.trigger.signature.encryptedSecret = None
+        document.trigger.signature.encrypted_secret = None
         generated = await self._seal(document, None)
         assert generated is not None
         return await self._store_version(current, document), generated
@@ -143,8 +145,8 @@ class Workflows:
         workflow = StoredWorkflow(
             id=current.id,
             version=current.version + 1,
-            createdAt=current.createdAt,
-            updatedAt=now(),
+            created_at=current.created_at,
+            updated_at=now(),
             document=document,
         )
         self._can_announce()
@@ -169,26 +171,26 @@ class Workflows:
     ) -> str | None:
         """Secrets at rest: a Basic password becomes its hash; a signing secret is encrypted
         (or generated, then given back once). Omitted ones are kept from the current version."""
-        auth = document.trigger.basicAuth
+        auth = document.trigger.basic_auth
         if auth is not None:
-            previous = current.trigger.basicAuth if current else None
+            previous = current.trigger.basic_auth if current else None
             if auth.password is not None:
-                auth.passwordHash = await asyncio.to_thread(hash_password, auth.password)
+                auth.password_hash = await asyncio.to_thread(hash_password, auth.password)
                 auth.password = None
-            elif auth.passwordHash is None:
-                if previous is None or previous.passwordHash is None:
+            elif auth.password_hash is None:
+                if previous is None or previous.password_hash is None:
                     raise _required("trigger.basicAuth.password")
-                auth.passwordHash = previous.passwordHash
+                auth.password_hash = previous.password_hash
         signature = document.trigger.signature
         if signature is None:
             return None
         generated = None
         previous_signature = current.trigger.signature if current else None
         if previous_signature is not None and previous_signature.scheme != signature.scheme:
-            signature.encryptedSecret = None  # another scheme's secret is no use to this one
-        if signature.secret is None and signature.encryptedSecret is None:
+            signature.encrypted_secret = None  # another scheme's secret is no use to this one
+        if signature.secret is None and signature.encrypted_secret is None:
             if previous_signature is not None and previous_signature.scheme == signature.scheme:
-                signature.encryptedSecret = previous_signature.encryptedSecret
+                signature.encrypted_secret = previous_signature.encrypted_secret
             elif signature.scheme == "stripe":
                 raise _required("trigger.signature.secret", "Stripe's whsec_ signing secret")
             else:
@@ -200,7 +202,7 @@ class Workflows:
                     "HOOKFLOW_SECRET_KEY is not set on the config API, so signing secrets "
                     "cannot be stored; set it (the same on every gateway) and retry"
                 )
-            signature.encryptedSecret = self._box.encrypt(signature.secret)
+            signature.encrypted_secret = self._box.encrypt(signature.secret)
             signature.secret = None
         return generated
 

@@ -136,19 +136,19 @@ def execution_record(
     """The record of a run that finished now."""
     return ExecutionRecord(
         id=run.execution_id,
-        workflowId=run.workflow_id,
+        workflow_id=run.workflow_id,
         version=run.version,
         status=status,
-        receivedAt=run.received_at,
-        startedAt=started,
-        finishedAt=now(),
-        requestId=run.request_id,
+        received_at=run.received_at,
+        started_at=started,
+        finished_at=now(),
+        request_id=run.request_id,
         context=run.context,
         nodes=nodes or [],
         response=response,
         error=error,
-        idempotencyKey=run.idempotency_key,
-        replayOf=run.replay_of,
+        idempotency_key=run.idempotency_key,
+        replay_of=run.replay_of,
     )
 
 
@@ -172,8 +172,8 @@ async def _run_nodes(nodes: tuple[PlannedNode, ...], run: _Run) -> ExecutionStat
                 status="failed" if step.error else "succeeded",
                 result=step.result,
                 error=step.error,
-                startedAt=started,
-                finishedAt=now(),
+                started_at=started,
+                finished_at=now(),
             )
         )
         if step.response is not None:

@@ -259,7 +259,7 @@ class RunWorker:
             "execution finished",
             status=record.status,
             version=record.version,
-            ms=round((record.finishedAt - record.receivedAt).total_seconds() * 1000, 1),
+            ms=round((record.finished_at - record.received_at).total_seconds() * 1000, 1),
         )
         await self._reply(run, record)
 

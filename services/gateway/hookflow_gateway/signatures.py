@@ -126,9 +126,9 @@ class Verifier:
         if not header.startswith(config.prefix):
             raise BadSignature(f"{config.header} must start with {config.prefix!r}")
         signed = body
-        if config.timestampHeader is not None:
-            timestamp = _required(headers, config.timestampHeader)
-            self._fresh(timestamp, config.timestampHeader)
+        if config.timestamp_header is not None:
+            timestamp = _required(headers, config.timestamp_header)
+            self._fresh(timestamp, config.timestamp_header)
             signed = timestamp.encode() + b"." + body
         digest = hmac.digest(self.secret, signed, config.algorithm)
         given = header.removeprefix(config.prefix).strip()

@@ -96,19 +96,19 @@ class Trigger:
     def from_workflow(cls, workflow: StoredWorkflow, box: SecretBox | None) -> "Trigger":
         doc = workflow.document
         trigger = doc.trigger
-        auth = trigger.basicAuth
+        auth = trigger.basic_auth
         body = trigger.response.body
         if isinstance(body, str):
             response_body, content_type = body.encode(), "text/plain"
         else:
             response_body, content_type = orjson.dumps(body), "application/json"
         verifier = None
-        if trigger.signature is not None and trigger.signature.encryptedSecret is not None:
+        if trigger.signature is not None and trigger.signature.encrypted_secret is not None:
             if box is None:
                 raise ValueError(
                     "a trigger has a signing secret but HOOKFLOW_SECRET_KEY is not set"
                 )
-            secret = box.decrypt(trigger.signature.encryptedSecret).encode()
+            secret = box.decrypt(trigger.signature.encrypted_secret).encode()
             verifier = Verifier(trigger.signature, secret)
         hidden = _NEVER_IN_CONTEXT | set(verifier.headers if verifier else ())
         headers = tuple(
@@ -121,15 +121,15 @@ class Trigger:
             workflow_id=workflow.id,
             version=workflow.version,
             sync=doc.sync,
-            sync_timeout=doc.syncTimeout,
+            sync_timeout=doc.sync_timeout,
             username=auth.username.encode() if auth else None,
-            password_hash=auth.passwordHash if auth else None,
+            password_hash=auth.password_hash if auth else None,
             verifier=verifier,
-            rate=trigger.rateLimit.rate if trigger.rateLimit else None,
-            burst=trigger.rateLimit.burst if trigger.rateLimit else None,
+            rate=trigger.rate_limit.rate if trigger.rate_limit else None,
+            burst=trigger.rate_limit.burst if trigger.rate_limit else None,
             headers=headers,
-            max_body_bytes=trigger.maxBodyBytes,
-            status=trigger.response.statusCode,
+            max_body_bytes=trigger.max_body_bytes,
+            status=trigger.response.status_code,
             response_headers=tuple((h.name, h.value) for h in trigger.response.headers),
             response_body=response_body,
             response_content_type=content_type,

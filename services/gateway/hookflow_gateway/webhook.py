@@ -334,12 +334,12 @@ def _sync_answer(reply: RunReply) -> web.Response:
     if reply.response is not None:
         body = reply.response.body
         if body is None:
-            response = web.Response(status=reply.response.statusCode)
+            response = web.Response(status=reply.response.status_code)
         elif isinstance(body, str):
-            response = web.Response(status=reply.response.statusCode, text=body)
+            response = web.Response(status=reply.response.status_code, text=body)
         else:
             response = web.Response(
-                status=reply.response.statusCode,
+                status=reply.response.status_code,
                 body=orjson.dumps(body),
                 content_type="application/json",
             )

@@ -8,11 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from hookflow_shared.errors import Conflict, NotFound, StorageUnavailable
 from hookflow_shared.ids import new_id
-from hookflow_shared.models import ExecutionRecord, ExecutionStatus, StoredWorkflow
+from hookflow_shared.models import ExecutionRecord, ExecutionStatus, StoredWorkflow, Wire
 from hookflow_shared.storage.base import Claim, ClaimState, Page, Storage, TimeRange, epoch_ms
 
 _SCHEMA = """
@@ -325,7 +323,7 @@ class SqliteStorage(Storage):
 
     async def save_executions(self, records: Sequence[ExecutionRecord]) -> None:
         rows = [
-            (r.id, r.workflowId, r.status, epoch_ms(r.receivedAt), r.model_dump_json())
+            (r.id, r.workflow_id, r.status, epoch_ms(r.received_at), r.model_dump_json())
             for r in records
         ]
 
@@ -420,11 +418,11 @@ def _claim(row: tuple[str, str, str, float, float, ClaimState]) -> Claim:
     )
 
 
-class _Filtered(BaseModel):
+class _Filtered(Wire):
     """The fields of a stored execution document that its filter columns hold."""
 
     status: str
-    receivedAt: datetime
+    received_at: datetime
 
 
 def _add_filter_columns(db: sqlite3.Connection) -> None:
@@ -450,7 +448,7 @@ def _fill_filter_columns(db: sqlite3.Connection) -> None:
         filled = []
         for execution_id, doc in rows:
             fields = _Filtered.model_validate_json(doc)
-            filled.append((fields.status, epoch_ms(fields.receivedAt), execution_id))
+            filled.append((fields.status, epoch_ms(fields.received_at), execution_id))
         db.executemany("UPDATE executions SET status = ?, received_at = ? WHERE id = ?", filled)
         last = rows[-1][0]
 

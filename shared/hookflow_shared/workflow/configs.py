@@ -5,14 +5,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hookflow_shared.models import HeaderValue
+from hookflow_shared.models import WIRE, HeaderValue
 from hookflow_shared.workflow.expressions import ExpressionError, compile_expression
 
 
 class NodeConfig(BaseModel):
-    """Base of node configs: unknown fields are errors when a workflow is saved."""
+    """Base of node configs: unknown fields are errors when a workflow is saved; camelCase in
+    the document, snake_case in Python."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(**WIRE, extra="forbid")
 
 
 def _compiles(expression: str) -> str:
@@ -36,7 +37,7 @@ UNARY = frozenset({"empty", "notEmpty"})
 class Comparison(BaseModel):
     """One item of a group: a comparison (`calculator` and `operands`) or a nested `group`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(**WIRE, extra="forbid")
     calculator: Calculator | None = None
     operands: list[Any] = []
     group: "Group | None" = None
@@ -56,14 +57,14 @@ class Comparison(BaseModel):
 
 
 class Group(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(**WIRE, extra="forbid")
     type: Literal["and", "or"] = "and"
     calculations: list[Comparison] = []
 
 
 class ConditionConfig(NodeConfig):
     engine: Literal["basic", "cel"] = "basic"
-    rejectOnFalse: bool = False
+    reject_on_false: bool = False
     calculation: Comparison | None = None
     """basic: {"group": {"type": "and", "calculations": [...]}}"""
     expression: str | None = None
@@ -110,13 +111,13 @@ class RequestNodeConfig(NodeConfig):
     url: str = Field(min_length=1)
     headers: list[HeaderValue] = []
     params: list[Param] = []
-    contentType: Literal["application/json", "application/x-www-form-urlencoded"] = (
+    content_type: Literal["application/json", "application/x-www-form-urlencoded"] = (
         "application/json"
     )
     data: Any = None
     timeout: int = Field(5000, ge=1, le=300_000)
     """Milliseconds for the whole call."""
-    ignoreFail: bool = False
+    ignore_fail: bool = False
     """On failure, record it and go on with the next node instead of failing the execution."""
 
 
@@ -129,13 +130,13 @@ RESERVED_HEADERS = frozenset(
 
 
 class ResponseNodeConfig(NodeConfig):
-    statusCode: int | str = 200
+    status_code: int | str = 200
     """A number, or a template giving one (`{{$jobsMapByNodeKey.check}}`)."""
     headers: list[HeaderValue] = []
     body: Any = None
     """Any JSON, templated all the way down; a string is sent as text, the rest as JSON."""
 
-    @field_validator("statusCode")
+    @field_validator("status_code")
     @classmethod
     def _status(cls, value: int | str) -> int | str:
         if isinstance(value, int) and not 200 <= value <= 599:
@@ -157,4 +158,4 @@ class ResponseNodeConfig(NodeConfig):
 
 
 class EndConfig(NodeConfig):
-    endStatus: Literal["succeeded", "failed"] = "succeeded"
+    end_status: Literal["succeeded", "failed"] = "succeeded"

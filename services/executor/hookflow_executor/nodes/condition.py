@@ -101,6 +101,6 @@ async def run(config: ConditionConfig, state: RunState) -> Step:
     else:
         assert config.calculation is not None
         passed = evaluate(config.calculation, state)
-    if not passed and config.rejectOnFalse:
+    if not passed and config.reject_on_false:
         return Step(result=False, end="failed")
-    return Step(result=passed, branch=None if config.rejectOnFalse else str(passed).lower())
+    return Step(result=passed, branch=None if config.reject_on_false else str(passed).lower())

@@ -5,4 +5,4 @@ from hookflow_shared.workflow.configs import EndConfig
 
 
 async def run(config: EndConfig, state: RunState) -> Step:
-    return Step(result=config.endStatus, end=config.endStatus)
+    return Step(result=config.end_status, end=config.end_status)

@@ -32,10 +32,10 @@ async def run(config: RequestNodeConfig, state: RunState) -> Step:
     try:
         result = await _call(config, state)
     except RequestFailed as failure:
-        if not config.ignoreFail:
+        if not config.ignore_fail:
             raise
         return Step(result={"error": str(failure)}, error=str(failure))
-    if result["status"] >= 400 and not config.ignoreFail:
+    if result["status"] >= 400 and not config.ignore_fail:
         raise RequestFailed(f"{config.method} answered {result['status']}")
     error = f"answered {result['status']}" if result["status"] >= 400 else None
     return Step(result=result, error=error)
@@ -52,7 +52,7 @@ async def _call(config: RequestNodeConfig, state: RunState) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if config.data is not None and config.method not in ("GET", "HEAD"):
         data = state.render(config.data)
-        if config.contentType == "application/json":
+        if config.content_type == "application/json":
             body["data"] = orjson.dumps(data)
             headers.setdefault("Content-Type", "application/json")
         else:

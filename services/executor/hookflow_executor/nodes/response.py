@@ -7,7 +7,7 @@ from hookflow_shared.workflow.configs import ResponseNodeConfig
 
 
 async def run(config: ResponseNodeConfig, state: RunState) -> Step:
-    status = state.render(config.statusCode)
+    status = state.render(config.status_code)
     try:
         code = int(status)
     except (TypeError, ValueError):
@@ -15,5 +15,5 @@ async def run(config: ResponseNodeConfig, state: RunState) -> Step:
     if not 200 <= code <= 599:
         raise ValueError(f"statusCode gave {code}, outside 200-599")
     headers = {h.name: str(state.render(h.value)) for h in config.headers}
-    response = ResponseRecord(statusCode=code, headers=headers, body=state.render(config.body))
+    response = ResponseRecord(status_code=code, headers=headers, body=state.render(config.body))
     return Step(result=response.model_dump(), response=response, end="succeeded")
