@@ -15,7 +15,7 @@ from hookflow.gateway.ratelimit import RateLimiter, retry_after_header
 from hookflow.gateway.replies import PendingReplies, ReplyLost
 from hookflow.gateway.submitter import RunSubmitter
 from hookflow.gateway.triggers import Trigger, TriggerCache
-from hookflow.shared.bodies import parse_body
+from hookflow.shared.bodies import parse_body, parse_query_string
 from hookflow.shared.errors import (
     BrokerUnavailable,
     HookflowError,
@@ -24,7 +24,6 @@ from hookflow.shared.errors import (
 )
 from hookflow.shared.ids import new_id
 from hookflow.shared.models import RunReply, RunRequest, TriggerContext, now
-from hookflow.shared.querystring import parse_query
 from hookflow.shared.settings import GatewaySettings
 
 log = structlog.get_logger("hookflow.gateway")
@@ -119,7 +118,7 @@ class WebhookHandler:
                     for name in trigger.headers
                     if name in request.headers
                 },
-                query=parse_query(request.query_string),
+                query=parse_query_string(request.query_string),
                 body=body,
             ),
         )
