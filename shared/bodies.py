@@ -11,9 +11,11 @@
 
 The gateway and the config API's sample parser use the same functions. Whatever a body holds,
 parsing it takes time linear in its length and never recurses (a hostile depth cannot exhaust
-the stack); a body nesting deeper than MAX_DEPTH is a 400.
+the stack); a body nesting deeper than MAX_DEPTH is a 400, and large bodies are parsed off the
+event loop (`parse_body_off_loop`).
 """
 
+import asyncio
 import re
 from collections.abc import Iterator
 from typing import Any, NamedTuple
@@ -39,6 +41,10 @@ MAX_DEPTH = 64
 `{"a": [1]}` two); deeper is a 400. The parsed body travels to the executor as JSON inside
 RunBatch, which pydantic cannot read back past about 200 levels, and is stored in execution
 records, which MongoDB refuses past 100: 64 leaves room for both."""
+
+OFF_LOOP_BYTES = 64 * 1024
+"""Bodies larger than this are parsed in a worker thread, so one large body does not hold up
+the event loop (and every other caller); smaller ones, the usual webhook, are parsed inline."""
 
 
 def kind_of(content_type: str) -> str | None:
@@ -99,6 +105,14 @@ def check_depth(value: Any, what: str = "body") -> Any:
 def parse_query_string(query: str) -> dict[str, Any]:
     """A request's query string, nesting at most MAX_DEPTH levels (else BadRequest)."""
     return parse_query(query, max_depth=MAX_DEPTH)
+
+
+async def parse_body_off_loop(raw: bytes, content_type: str, charset: str | None = None) -> Any:
+    """`parse_body`, in a worker thread when the body is over OFF_LOOP_BYTES: parsing a large
+    body takes milliseconds to a second, during which the event loop would answer no one."""
+    if len(raw) <= OFF_LOOP_BYTES:
+        return parse_body(raw, content_type, charset)
+    return await asyncio.to_thread(parse_body, raw, content_type, charset)
 
 
 def parse_body(raw: bytes, content_type: str, charset: str | None = None) -> Any:

@@ -36,6 +36,8 @@ class GatewaySettings(CommonSettings):
     gateway_port: int = 8080
     max_body_bytes: int = 1024 * 1024
     """Default body limit of a trigger (413 above it); a trigger may set its own."""
+    body_timeout: float = 30.0
+    """Seconds a caller has to send its body once the headers are in (408 after that)."""
     max_batch: int = 256
     """Most webhook runs carried by one broker message."""
     rate_limit: float = 1000.0

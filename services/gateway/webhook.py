@@ -15,7 +15,7 @@ from hookflow.gateway.ratelimit import RateLimiter, retry_after_header
 from hookflow.gateway.replies import PendingReplies, ReplyLost
 from hookflow.gateway.submitter import RunSubmitter
 from hookflow.gateway.triggers import Trigger, TriggerCache
-from hookflow.shared.bodies import parse_body, parse_query_string
+from hookflow.shared.bodies import parse_body_off_loop, parse_query_string
 from hookflow.shared.errors import (
     BrokerUnavailable,
     HookflowError,
@@ -38,6 +38,13 @@ class MethodNotAllowed(HookflowError):
 
 class PayloadTooLarge(HookflowError):
     status = 413
+
+
+class BodyTimeout(HookflowError):
+    """408: the body did not arrive in time; the connection is not kept."""
+
+    status = 408
+    headers = {"Connection": "close"}
 
 
 class Unauthenticated(Unauthorized):
@@ -82,6 +89,7 @@ class WebhookHandler:
         self._reply_to = reply_to
         self._limiter = limiter
         self._max_body_bytes = settings.max_body_bytes
+        self._body_timeout = settings.body_timeout
         self._default_rate = settings.rate_limit
         self._default_burst = settings.rate_burst
 
@@ -104,7 +112,7 @@ class WebhookHandler:
         raw = await self._read_body(request, trigger.max_body_bytes or self._max_body_bytes)
         if trigger.verifier is not None:
             trigger.verifier.verify(request.headers, raw)
-        body = parse_body(raw, request.content_type if raw else "", request.charset)
+        body = await parse_body_off_loop(raw, request.content_type if raw else "", request.charset)
         execution_id = new_id()
         run = RunRequest(
             execution_id=execution_id,
@@ -160,18 +168,24 @@ class WebhookHandler:
             self._replies.forget(run.execution_id)
         return _sync_answer(reply)
 
-    @staticmethod
-    async def _read_body(request: web.Request, limit: int) -> bytes:
+    async def _read_body(self, request: web.Request, limit: int) -> bytes:
+        """The body, up to `limit` bytes (413 above) and within the body timeout (408 after)."""
         length = request.content_length
         if length is not None and length > limit:
             raise PayloadTooLarge(f"body of {length} bytes is over this trigger's limit of {limit}")
         chunks = []
         size = 0
-        async for chunk in request.content.iter_any():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"body is over this trigger's limit of {limit} bytes")
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                async for chunk in request.content.iter_any():
+                    size += len(chunk)
+                    if size > limit:
+                        raise PayloadTooLarge(f"body is over this trigger's limit of {limit} bytes")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise BodyTimeout(
+                f"the body did not arrive within {self._body_timeout:g} s; nothing was queued"
+            ) from None
         return b"".join(chunks)
 
 
