@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench fuzz clean
 
 install: $(STAMP)
 
@@ -39,6 +39,13 @@ format: install
 # The benchmark (needs wrk and RabbitMQ on 127.0.0.1:5672); figures in bench/results/.
 bench: install
 	$(BIN)/python bench/run.py
+
+# The hostile-input properties (tests/test_hostile_fuzz.py) with FUZZ_EXAMPLES examples each:
+# progress every 1,000, the figures at the end. About an hour; not for CI.
+FUZZ_EXAMPLES ?= 100000
+fuzz: install
+	HOOKFLOW_FUZZ=1 HOOKFLOW_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest \
+		tests/test_hostile_fuzz.py --timeout=0
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
