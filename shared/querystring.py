@@ -27,9 +27,12 @@ class _Level(dict[str, Any]):
 
     __slots__ = ("numbered",)
 
-    def __init__(self, items: dict[str, Any] | None = None) -> None:
-        super().__init__(items or {})
-        self.numbered = sum(1 for key in self if _is_index(key))
+    def __init__(self, values: list[str] | None = None) -> None:
+        """Empty, or holding `values` at indexes 0, 1, ... (a plain value turned into a list)."""
+        super().__init__()
+        self.numbered = 0
+        for index, value in enumerate(values or ()):
+            self.add(str(index), value)
 
     def add(self, key: str, value: Any) -> None:
         """Set a key that is not there yet."""
@@ -44,6 +47,8 @@ def _is_index(key: str) -> bool:
 
 
 def _split(name: str) -> list[str]:
+    if "[" not in name:
+        return [name]
     match = _KEY.match(name)
     if match is None:
         return [name]
@@ -68,9 +73,9 @@ def _assign(container: _Level, parts: list[str], value: str) -> None:
             child = _Level()
             container.add(part, child)
         elif isinstance(existing, str):  # `a=1&a[]=2`: the plain value becomes the first item
-            child = container[part] = _Level({"0": existing})
+            child = container[part] = _Level([existing])
         elif isinstance(existing, list):  # `a=1&a=2&a[]=3`
-            child = container[part] = _Level({str(i): item for i, item in enumerate(existing)})
+            child = container[part] = _Level(existing)
         else:
             child = existing
         container = child
@@ -128,6 +133,8 @@ def parse_query(
     bytes are read in `encoding` (Alipay may send GBK). With `max_depth`, a result nesting
     objects and lists deeper than that (`{"a": 1}` is one level) is refused: BadRequest saying
     that `what` nests too deep."""
+    if not query:
+        return {}
     root = _Level()
     for name, value in parse_qsl(
         query, keep_blank_values=True, encoding=encoding, errors="replace"
