@@ -41,7 +41,7 @@ class PayloadTooLarge(HookflowError):
 
 
 class BodyTimeout(HookflowError):
-    """408: the body did not arrive in time; the connection is not kept."""
+    """408: the body did not arrive in time; the caller is told to close the connection."""
 
     status = 408
     headers = {"Connection": "close"}
