@@ -40,6 +40,13 @@ format: install
 bench: install
 	$(BIN)/python bench/run.py
 
+# The hostile-input properties (tests/test_hostile_fuzz.py) with FUZZ_EXAMPLES examples each:
+# progress every 1,000, the figures at the end. About an hour; not for CI.
+FUZZ_EXAMPLES ?= 100000
+fuzz: install
+	HOOKFLOW_FUZZ=1 HOOKFLOW_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest \
+		tests/test_hostile_fuzz.py --timeout=0
+
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache
 	find . -name '*.egg-info' -prune -exec rm -rf {} +

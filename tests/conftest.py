@@ -7,6 +7,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import logging
 import os
 import re
 import socket
@@ -19,15 +20,31 @@ from urllib.parse import urlparse
 
 import aio_pika
 import pytest
+import structlog
 from pymongo import AsyncMongoClient
 
 from hookflow_shared.messaging import Topology
 from hookflow_shared.messaging.memory import MemoryBroker
 from hookflow_shared.storage import Storage, open_storage
 from hookflow_shared.storage.sqlite import SqliteStorage
+from tests import fuzzing
 from tests.support import System, running_system, settings_for
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    fuzzing.configure(config)
+    if fuzzing.FUZZ:  # 100,000 examples each: only warnings and errors of the services
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    fuzzing.finished(report)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    fuzzing.summary(terminalreporter)
 
 
 def _reachable(url: str, default_port: int) -> bool:

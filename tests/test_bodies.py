@@ -85,18 +85,20 @@ json_values = st.recursive(
 @given(json_values)
 def test_every_listed_path_reads_back_its_sample_value(value: Any) -> None:
     body = parse_body(orjson.dumps(value), "application/json") if value is not None else None
-    for entry in variable_paths(body):
+    listed = variable_paths(body)
+    assert not listed.truncated
+    for entry in listed.paths:
         assert get_path(body, parse_path(entry["key"])) == entry["value"]
 
 
 def test_parse_lists_every_level_as_the_seed_says() -> None:
-    assert [p["key"] for p in variable_paths({"a": 1, "b": {"c": 2}})] == ["a", "b", "b.c"]
-    assert [p["key"] for p in variable_paths(parse_query("query[0][a]=1"))] == [
+    assert [p["key"] for p in variable_paths({"a": 1, "b": {"c": 2}}).paths] == ["a", "b", "b.c"]
+    assert [p["key"] for p in variable_paths(parse_query("query[0][a]=1")).paths] == [
         "query",
         "query[0]",
         "query[0].a",
     ]
-    assert variable_paths({"n": 1.5, "ok": True, "s": "x", "z": None, "l": []}) == [
+    assert variable_paths({"n": 1.5, "ok": True, "s": "x", "z": None, "l": []}).paths == [
         {"key": "n", "value": 1.5, "type": "number"},
         {"key": "ok", "value": True, "type": "boolean"},
         {"key": "s", "value": "x", "type": "string"},

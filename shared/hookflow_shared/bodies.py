@@ -9,11 +9,16 @@
   entity expansion, external entities and DTDs are refused;
 - `text/plain`: the text itself.
 
-The gateway and the config API's sample parser use the same functions.
+The gateway and the config API's sample parser use the same functions. Whatever a body holds,
+parsing it takes time linear in its length and never recurses (a hostile depth cannot exhaust
+the stack); a body nesting deeper than MAX_DEPTH is a 400, and large bodies are parsed off the
+event loop (`parse_body_off_loop`).
 """
 
+import asyncio
 import re
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 from xml.etree.ElementTree import Element, ParseError
 
 import orjson
@@ -30,6 +35,20 @@ ACCEPTED = (
     "text/xml",
     "text/plain",
 )
+
+MAX_DEPTH = 64
+"""How deep a body or a query string may nest objects and arrays (`{"a": 1}` is one level,
+`{"a": [1]}` two); deeper is a 400. The parsed body travels to the executor as JSON inside
+RunBatch, which pydantic cannot read back past about 200 levels, and is stored in execution
+records, which MongoDB refuses past 100: 64 leaves room for both."""
+
+OFF_LOOP_BYTES = 64 * 1024
+"""Bodies larger than this are parsed in a worker thread, so one large body does not hold up
+the event loop (and every other caller); smaller ones, the usual webhook, are parsed inline
+(JSON of this size takes a few milliseconds at most)."""
+OFF_LOOP_BYTES_FORM_XML = 8 * 1024
+"""The same for forms and XML, which are turned into values in Python, some five times slower
+per byte than JSON: 64 KiB of a hostile form would hold the loop for tens of milliseconds."""
 
 
 def kind_of(content_type: str) -> str | None:
@@ -60,9 +79,54 @@ def _decode(raw: bytes, charset: str | None) -> str:
         raise BadRequest(f"body is not valid {charset} at byte {error.start}") from error
 
 
+def too_deep(what: str) -> BadRequest:
+    return BadRequest(f"{what} nests deeper than {MAX_DEPTH} levels")
+
+
+def nests_deeper(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether `value` nests dicts and lists more than `limit` levels deep; walked one level at
+    a time (no recursion, whatever the depth; each container is looked at once)."""
+    level: list[Any] = [value] if isinstance(value, dict | list) else []
+    for _ in range(limit):
+        level = [
+            item
+            for container in level
+            for item in (container.values() if isinstance(container, dict) else container)
+            if isinstance(item, dict | list)
+        ]
+        if not level:
+            return False
+    return bool(level)
+
+
+def check_depth(value: Any, what: str = "body") -> Any:
+    """`value`, when it nests at most MAX_DEPTH levels; else BadRequest saying so."""
+    if nests_deeper(value):
+        raise too_deep(what)
+    return value
+
+
+def parse_query_string(query: str) -> dict[str, Any]:
+    """A request's query string, nesting at most MAX_DEPTH levels (else BadRequest)."""
+    return parse_query(query, max_depth=MAX_DEPTH)
+
+
+async def parse_body_off_loop(raw: bytes, content_type: str, charset: str | None = None) -> Any:
+    """`parse_body`, in a worker thread when the body is large (OFF_LOOP_BYTES,
+    OFF_LOOP_BYTES_FORM_XML): parsing a large body takes milliseconds to a second, during
+    which the event loop would answer no one."""
+    size = len(raw)
+    if size > OFF_LOOP_BYTES or (
+        size > OFF_LOOP_BYTES_FORM_XML and kind_of(content_type) in ("form", "xml")
+    ):
+        return await asyncio.to_thread(parse_body, raw, content_type, charset)
+    return parse_body(raw, content_type, charset)
+
+
 def parse_body(raw: bytes, content_type: str, charset: str | None = None) -> Any:
     """Parse a request body; an empty body is `{}`. Raises UnsupportedMediaType (415) for a
-    type not accepted and BadRequest (400) saying where a body does not parse."""
+    type not accepted and BadRequest (400) saying where a body does not parse, or that it
+    nests deeper than MAX_DEPTH. Takes time linear in the body's length, whatever it holds."""
     if not raw.strip():
         return {}
     kind = kind_of(content_type)
@@ -72,18 +136,34 @@ def parse_body(raw: bytes, content_type: str, charset: str | None = None) -> Any
             f"content type {content_type or '(none)'!r} is not accepted; send one of: {accepted}"
         )
     if kind == "json":
-        try:
-            if charset is None or charset.lower() in ("utf-8", "utf8"):
-                return orjson.loads(raw)
-            return orjson.loads(_decode(raw, charset))
-        except orjson.JSONDecodeError as error:
-            raise BadRequest(f"body is not valid JSON: {error}") from error
+        return _parse_json(raw, charset)
     if kind == "form":
         charset = charset or "utf-8"
-        return parse_query(_decode(raw, charset), encoding=charset)
+        return parse_query(
+            _decode(raw, charset), encoding=charset, max_depth=MAX_DEPTH, what="body"
+        )
     if kind == "text":
         return _decode(raw, charset)
     return parse_xml(raw, charset)
+
+
+def _parse_json(raw: bytes, charset: str | None) -> Any:
+    text = raw if charset is None or charset.lower() in ("utf-8", "utf8") else _decode(raw, charset)
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        if str(error).startswith("depth limit exceeded"):  # orjson's own limit, 1024
+            raise too_deep("body") from error
+        raise BadRequest(f"body is not valid JSON: {error}") from error
+    # Each level needs its own bracket: with few brackets (the usual webhook) no walk is needed.
+    brackets = (
+        text.count(b"{") + text.count(b"[")
+        if isinstance(text, bytes)
+        else (text.count("{") + text.count("["))
+    )
+    if brackets > MAX_DEPTH:
+        check_depth(value)
+    return value
 
 
 _DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
@@ -110,7 +190,7 @@ def parse_xml(raw: bytes, charset: str | None = None) -> dict[str, Any]:
         raise BadRequest(f"body is not well-formed XML: line {line}, column {column}") from error
     except (ValueError, LookupError) as error:
         raise BadRequest(f"body is not readable XML: {error}") from error
-    return {_local(root.tag): _element(root)}
+    return _xml_value(root)
 
 
 def _local(tag: str) -> str:
@@ -118,26 +198,47 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _element(element: Element) -> Any:
-    children = list(element)
-    text = (element.text or "").strip()
-    if not children and not element.attrib:
-        return text if text else None
-    value: dict[str, Any] = {f"@{_local(name)}": item for name, item in element.attrib.items()}
-    repeated: set[str] = set()
-    for child in children:
-        name = _local(child.tag)
-        item = _element(child)
-        if name not in value:
-            value[name] = item
-        elif name in repeated:
-            value[name].append(item)
-        else:
-            value[name] = [value[name], item]
-            repeated.add(name)
-    if text:
-        value["#text"] = text
-    return value
+def _shell(element: Element) -> Any:
+    """An element's value before its children are read: its text (None when empty) if it has
+    neither children nor attributes, else a dict holding its attributes."""
+    if len(element) or element.attrib:
+        return {f"@{_local(name)}": item for name, item in element.attrib.items()}
+    return (element.text or "").strip() or None
+
+
+def _xml_value(root: Element) -> dict[str, Any]:
+    """`{root name: value}`, built top-down with a stack (no recursion, whatever the depth);
+    nesting deeper than MAX_DEPTH is a BadRequest."""
+    value = _shell(root)
+    pending: list[tuple[Element, dict[str, Any], int]] = []
+    if isinstance(value, dict):
+        pending.append((root, value, 2))
+    while pending:
+        element, target, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise too_deep("body")
+        repeated: set[str] = set()
+        containers: list[tuple[Element, dict[str, Any], str]] = []
+        for child in element:
+            name = _local(child.tag)
+            item = _shell(child)
+            if name not in target:
+                target[name] = item
+            elif name in repeated:
+                target[name].append(item)
+            else:
+                target[name] = [target[name], item]
+                repeated.add(name)
+            if isinstance(item, dict):
+                containers.append((child, item, name))
+        text = (element.text or "").strip()
+        if text:
+            target["#text"] = text
+        if repeated and depth + 1 > MAX_DEPTH:
+            raise too_deep("body")
+        for child, item, name in containers:
+            pending.append((child, item, depth + (2 if name in repeated else 1)))
+    return {_local(root.tag): value}
 
 
 def _type(value: Any) -> str:
@@ -152,19 +253,58 @@ def _type(value: Any) -> str:
     return "array" if isinstance(value, list) else "object"
 
 
-def variable_paths(value: Any, prefix: str = "") -> list[dict[str, Any]]:
-    """Every path at every level with its sample value and type, as the seed's "parse" button
-    lists them: `{"a": 1, "b": {"c": 2}}` gives a, b, b.c; `{"q": [{"a": "1"}]}` gives q, q[0],
-    q[0].a."""
-    paths: list[dict[str, Any]] = []
+MAX_PATHS = 1000
+"""The parse helper lists at most this many paths."""
+MAX_VALUE_BYTES = 16 * 1024
+"""A sample value whose JSON is larger is left out of the parse helper's answer."""
+MAX_ANSWER_BYTES = 1024 * 1024
+"""About the most the parse helper answers: paths and values together."""
+
+
+class VariablePaths(NamedTuple):
+    paths: list[dict[str, Any]]
+    truncated: bool
+    """Whether paths were left out (over MAX_PATHS or MAX_ANSWER_BYTES) or values were (over
+    MAX_VALUE_BYTES; those entries say `"truncated": true` and have no `value`)."""
+
+
+def _children(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
     if isinstance(value, dict):
         for key, item in value.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            paths.append({"key": path, "value": item, "type": _type(item)})
-            paths.extend(variable_paths(item, path))
+            yield (f"{prefix}.{key}" if prefix else str(key)), item
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            path = f"{prefix}[{index}]"
+            yield f"{prefix}[{index}]", item
+
+
+def variable_paths(value: Any) -> VariablePaths:
+    """Every path at every level with its sample value and type, as the seed's "parse" button
+    lists them: `{"a": 1, "b": {"c": 2}}` gives a, b, b.c; `{"q": [{"a": "1"}]}` gives q, q[0],
+    q[0].a. Each container holds all its descendants, so a full answer would grow with size
+    times depth: it is bounded (MAX_PATHS, MAX_VALUE_BYTES, MAX_ANSWER_BYTES) and says when
+    it is not complete. Walked with a stack of iterators, so it never recurses and stops as
+    soon as a bound is reached."""
+    paths: list[dict[str, Any]] = []
+    truncated = False
+    budget = MAX_ANSWER_BYTES
+    pending = [_children(value, "")]
+    while pending:
+        step = next(pending[-1], None)
+        if step is None:
+            pending.pop()
+            continue
+        path, item = step
+        if len(paths) == MAX_PATHS or len(path) > budget:
+            truncated = True
+            break
+        budget -= len(path) + 32  # with the entry's other bytes
+        size = len(orjson.dumps(item))
+        if size <= MAX_VALUE_BYTES and size <= budget:
             paths.append({"key": path, "value": item, "type": _type(item)})
-            paths.extend(variable_paths(item, path))
-    return paths
+            budget -= size
+        else:
+            paths.append({"key": path, "type": _type(item), "truncated": True})
+            truncated = True
+        if isinstance(item, dict | list):
+            pending.append(_children(item, path))
+    return VariablePaths(paths, truncated)

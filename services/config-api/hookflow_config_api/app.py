@@ -1,5 +1,6 @@
 """The config API's app factory and handlers (REST with JSON bodies, bearer token)."""
 
+import asyncio
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -12,13 +13,18 @@ from hookflow_config_api.listing import ExecutionFilter, Paging, execution_listi
 from hookflow_config_api.propagation import Propagation
 from hookflow_config_api.replays import Replays
 from hookflow_config_api.workflows import Workflows
-from hookflow_shared.bodies import parse_body, variable_paths
+from hookflow_shared.bodies import (
+    VariablePaths,
+    check_depth,
+    parse_body,
+    parse_query_string,
+    variable_paths,
+)
 from hookflow_shared.crypto import secret_box
-from hookflow_shared.errors import BadRequest, NotFound, StartupError
+from hookflow_shared.errors import BadRequest, NotFound, StartupError, UnsupportedMediaType
 from hookflow_shared.http import HttpError, error_middleware, json_response
 from hookflow_shared.messaging import Broker
 from hookflow_shared.models import ExecutionRecord, StoredWorkflow
-from hookflow_shared.querystring import parse_query
 from hookflow_shared.resources import BROKER, INSTALLATION, STORAGE, use_resources
 from hookflow_shared.settings import ConfigApiSettings
 from hookflow_shared.storage import Storage
@@ -227,7 +233,10 @@ async def replay_execution(request: web.Request) -> web.Response:
 
 
 async def parse_sample(request: web.Request) -> web.Response:
-    """The seed's "parse" button: every path of a sample, ready for trigger.request."""
+    """The seed's "parse" button: every path of a sample, ready for trigger.request. A sample
+    is held to the gateway's rules (a body nesting deeper than it accepts is a 400, the same
+    400 the gateway would give); the answer is bounded and says `"truncated": true` when not
+    every path or value is in it."""
     payload = await _json(request)
     if not isinstance(payload, dict):
         raise BadRequest(PARSE_USAGE)
@@ -235,18 +244,47 @@ async def parse_sample(request: web.Request) -> web.Response:
         url = payload["url"]
         if not isinstance(url, str):
             raise BadRequest("url must be a string: a full URL or a bare query string")
-        return json_response({"query": variable_paths(parse_query(_query_part(url)))})
+        return _paths_answer("query", await asyncio.to_thread(_parse_url, url))
     if "body" in payload:
-        return json_response({"body": variable_paths(payload["body"])})
+        return _paths_answer("body", await asyncio.to_thread(_parse_json_sample, payload["body"]))
     if "sample" in payload:
         sample, content_type = payload["sample"], payload.get("contentType", "application/json")
         if not isinstance(sample, str) or not isinstance(content_type, str):
             raise BadRequest("sample and contentType must be strings")
         media_type, _, parameters = content_type.partition(";")
         charset = parameters.partition("charset=")[2].strip() or None
-        body = parse_body(sample.encode(charset or "utf-8"), media_type.strip(), charset)
-        return json_response({"body": variable_paths(body)})
+        raw = _encode_sample(sample, charset)
+        listed = await asyncio.to_thread(_parse_sample, raw, media_type.strip(), charset)
+        return _paths_answer("body", listed)
     raise BadRequest(PARSE_USAGE)
+
+
+def _parse_url(url: str) -> VariablePaths:
+    return variable_paths(parse_query_string(_query_part(url)))
+
+
+def _parse_json_sample(sample: Any) -> VariablePaths:
+    return variable_paths(check_depth(sample))
+
+
+def _parse_sample(raw: bytes, content_type: str, charset: str | None) -> VariablePaths:
+    return variable_paths(parse_body(raw, content_type, charset))
+
+
+def _encode_sample(sample: str, charset: str | None) -> bytes:
+    """The sample as the bytes a sender would post in `charset`."""
+    try:
+        return sample.encode(charset or "utf-8")
+    except LookupError as error:
+        raise UnsupportedMediaType(f"unknown charset {charset!r}") from error
+    except UnicodeEncodeError as error:
+        raise BadRequest(
+            f"sample cannot be written in {charset} (character {error.start})"
+        ) from error
+
+
+def _paths_answer(part: str, listed: VariablePaths) -> web.Response:
+    return json_response({part: listed.paths, "truncated": listed.truncated})
 
 
 def _query_part(url: str) -> str:

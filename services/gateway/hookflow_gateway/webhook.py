@@ -23,7 +23,7 @@ from hookflow_gateway.claims import Claims
 from hookflow_gateway.ratelimit import RateLimiter, retry_after_header
 from hookflow_gateway.submitter import RunSubmitter
 from hookflow_gateway.triggers import PENDING, TooManyCredentialChecks, Trigger, TriggerCache
-from hookflow_shared.bodies import parse_body
+from hookflow_shared.bodies import parse_body_off_loop, parse_query_string
 from hookflow_shared.errors import (
     BrokerUnavailable,
     HookflowError,
@@ -34,7 +34,6 @@ from hookflow_shared.idempotency import claim_key, event_id
 from hookflow_shared.ids import new_id
 from hookflow_shared.messaging.rpc import Caller, ReplyLost
 from hookflow_shared.models import RunReply, RunRequest, TriggerContext, now
-from hookflow_shared.querystring import parse_query
 from hookflow_shared.settings import GatewaySettings
 from hookflow_shared.storage import Claim, Storage
 
@@ -52,6 +51,13 @@ class MethodNotAllowed(HttpError):
 
 class PayloadTooLarge(HttpError):
     status = 413
+
+
+class BodyTimeout(HttpError):
+    """408: the body did not arrive in time; the caller is told to close the connection."""
+
+    status = 408
+    headers = {"Connection": "close"}
 
 
 class Unauthenticated(HttpError):
@@ -102,6 +108,7 @@ class WebhookHandler:
         self._claims = Claims(storage, abandon_after=settings.publish_timeout + 10)
         self._settle_timeout = settings.publish_timeout + 1
         self._max_body_bytes = settings.max_body_bytes
+        self._body_timeout = settings.body_timeout
         self._default_rate = settings.rate_limit
         self._default_burst = settings.rate_burst
 
@@ -119,7 +126,7 @@ class WebhookHandler:
                 "this trigger's rate limit is reached; retry later",
                 headers={"Retry-After": retry_after_header(wait)},
             )
-        body = parse_body(raw, request.content_type if raw else "", request.charset)
+        body = await parse_body_off_loop(raw, request.content_type if raw else "", request.charset)
         execution_id = new_id()
         run = RunRequest(
             execution_id=execution_id,
@@ -133,7 +140,7 @@ class WebhookHandler:
                     for name in trigger.headers
                     if name in request.headers
                 },
-                query=parse_query(request.query_string),
+                query=parse_query_string(request.query_string),
                 body=body,
             ),
             installation=self._installation,
@@ -308,18 +315,24 @@ class WebhookHandler:
     async def close(self) -> None:
         await self._claims.close()
 
-    @staticmethod
-    async def _read_body(request: web.Request, limit: int) -> bytes:
+    async def _read_body(self, request: web.Request, limit: int) -> bytes:
+        """The body, up to `limit` bytes (413 above) and within the body timeout (408 after)."""
         length = request.content_length
         if length is not None and length > limit:
             raise PayloadTooLarge(f"body of {length} bytes is over this trigger's limit of {limit}")
         chunks = []
         size = 0
-        async for chunk in request.content.iter_any():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"body is over this trigger's limit of {limit} bytes")
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                async for chunk in request.content.iter_any():
+                    size += len(chunk)
+                    if size > limit:
+                        raise PayloadTooLarge(f"body is over this trigger's limit of {limit} bytes")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise BodyTimeout(
+                f"the body did not arrive within {self._body_timeout:g} s; nothing was queued"
+            ) from None
         return b"".join(chunks)
 
 
