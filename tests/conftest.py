@@ -13,14 +13,17 @@ import re
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import aio_pika
 import pytest
 import structlog
+from aiohttp import web
 from pymongo import AsyncMongoClient
 
 from hookflow_shared.messaging import Topology
@@ -179,8 +182,18 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
+@pytest.fixture(params=["memory", "rabbitmq"])
+def system(request: pytest.FixtureRequest) -> System:
+    """The three services, once on the in-process bus (as `hookflow run` wires them) and once
+    on a real RabbitMQ (each its own connections, as separate processes): the same assertions
+    hold for both. A module whose tests are about RabbitMQ itself takes `rabbit_system`."""
+    name = "local" if request.param == "memory" else "rabbit_system"
+    running: System = request.getfixturevalue(name)
+    return running
+
+
 @pytest.fixture
-async def system(rabbitmq: str, data_dir: Path, namespace: str) -> AsyncIterator[System]:
+async def rabbit_system(rabbitmq: str, data_dir: Path, namespace: str) -> AsyncIterator[System]:
     """The three services on a real RabbitMQ, storing in SQLite (test_e2e.py has the same on
     MongoDB)."""
     settings = settings_for(
@@ -235,6 +248,55 @@ async def local(
 ) -> AsyncIterator[System]:
     """The three services sharing the in-process bus and one SQLite store, as `hookflow run`
     wires them."""
-    settings = settings_for(broker_url=None, mongodb=None, data_dir=data_dir, namespace=namespace)
+    settings = settings_for(
+        broker_url=None,
+        mongodb=None,
+        data_dir=data_dir,
+        namespace=namespace,
+        shutdown_grace_sync=0.2,
+    )
     async with running_system(settings, storage=local_store, broker=local_bus) as running:
         yield running
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[dict[str, Any]]:
+    """A real local HTTP server for the request node to call; it remembers what it got."""
+    seen: list[dict[str, Any]] = []
+
+    async def echo(request: web.Request) -> web.Response:
+        body = await request.read()
+        seen.append(
+            {
+                "method": request.method,
+                "path": request.path,
+                "query": dict(request.query),
+                "headers": dict(request.headers),
+                "body": body.decode(),
+            }
+        )
+        return web.json_response(
+            {"ok": True, "got": body.decode(), "sku": request.query.get("sku")}
+        )
+
+    slow_calls: list[float] = []
+
+    async def slow(request: web.Request) -> web.Response:
+        slow_calls.append(time.monotonic())
+        await asyncio.sleep(float(request.query.get("s", "1")))
+        return web.json_response({"slept": True})
+
+    async def fail(request: web.Request) -> web.Response:
+        return web.Response(status=503, text="down for maintenance")
+
+    app = web.Application()
+    app.router.add_route("*", "/echo", echo)
+    app.router.add_get("/slow", slow)
+    app.router.add_route("*", "/fail", fail)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield {"url": f"http://127.0.0.1:{port}", "seen": seen, "slow_calls": slow_calls}
+    await runner.cleanup()

@@ -1,11 +1,14 @@
 """Test helpers: documents, and the services started over real sockets."""
 
 import asyncio
+import os
+import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +20,12 @@ from hookflow_config_api.app import create_app as config_api_app
 from hookflow_executor.app import create_app as executor_app
 from hookflow_gateway.app import create_app as gateway_app
 from hookflow_shared.crypto import new_key
-from hookflow_shared.ids import new_id, trigger_key
+from hookflow_shared.ids import first_id_at, new_id, trigger_key
 from hookflow_shared.messaging import Broker, Delivery
 from hookflow_shared.models import (
+    ExecutionRecord,
+    ExecutionStatus,
+    NodeResult,
     RunBatch,
     RunRequest,
     StoredWorkflow,
@@ -257,3 +263,96 @@ def close_connections(namespace: str) -> int:
             capture_output=True, check=True, timeout=30,
         )  # fmt: skip
     return len(pids)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def seed_example() -> dict[str, Any]:
+    """The seed's example: a sync payment callback answering success or an error to retry on."""
+    return {
+        "title": "Payment callback (sync)",
+        "sync": True,
+        "trigger": {
+            "request": {"body": [{"key": "status"}, {"key": "order.id", "alias": "Order ID"}]}
+        },
+        "nodes": [
+            {
+                "key": "paid",
+                "type": "condition",
+                "config": {"engine": "basic", "rejectOnFalse": False, **status_is_paid()},
+                "branches": {
+                    "true": [
+                        {
+                            "key": "ok",
+                            "type": "response",
+                            "config": {
+                                "statusCode": 200,
+                                "headers": [
+                                    {"name": "X-Order", "value": "{{$context.body.order.id}}"}
+                                ],
+                                "body": {
+                                    "received": "{{$context.body.order.id}}",
+                                    "amount": "{{$context.body.amount}}",
+                                },
+                            },
+                        }
+                    ],
+                    "false": [
+                        {
+                            "key": "bad",
+                            "type": "response",
+                            "config": {"statusCode": 400, "body": "payment not completed"},
+                        }
+                    ],
+                },
+            },
+            {"key": "never", "type": "end", "config": {"endStatus": "failed"}},
+        ],
+    }
+
+
+def id_at(moment: datetime) -> str:
+    """An id as new_id() makes it at `moment`."""
+    return first_id_at(moment)[:12] + os.urandom(10).hex()
+
+
+def record(
+    workflow_id: str,
+    status: ExecutionStatus = "succeeded",
+    execution_id: str | None = None,
+    received_at: datetime | None = None,
+) -> ExecutionRecord:
+    moment = received_at or now()
+    return ExecutionRecord(
+        id=execution_id or id_at(moment),
+        workflow_id=workflow_id,
+        version=1,
+        status=status,
+        received_at=moment,
+        started_at=moment,
+        finished_at=moment + timedelta(milliseconds=3),
+        request_id="r-1",
+        context=TriggerContext(
+            headers={"x-request-id": "r-1"}, query={"a": ["1"]}, body={"status": "paid", "n": 1.5}
+        ),
+        nodes=[
+            NodeResult(
+                key="paid",
+                type="condition",
+                status="succeeded",
+                result=True,
+                started_at=moment,
+                finished_at=moment,
+            )
+        ],
+    )
+
+
+T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+SECOND = timedelta(seconds=1)

@@ -9,6 +9,13 @@ import pytest
 
 from tests.support import System, close_connections, wait_for, webhook_url
 
+
+@pytest.fixture
+def system(rabbit_system: System) -> System:
+    """These tests are about RabbitMQ's part: the services on a real broker only."""
+    return rabbit_system
+
+
 pytestmark = pytest.mark.skipif(
     shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl to close connections"
 )

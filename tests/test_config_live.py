@@ -21,6 +21,7 @@ from hookflow_shared.storage import Page
 from hookflow_shared.storage.sqlite import SqliteStorage
 from tests.support import (
     System,
+    close_connections,
     payment_workflow,
     running_system,
     second_gateway,
@@ -29,6 +30,12 @@ from tests.support import (
     stored,
     wait_for,
 )
+
+
+@pytest.fixture
+def system(rabbit_system: System) -> System:
+    """These tests are about RabbitMQ's part: the services on a real broker only."""
+    return rabbit_system
 
 
 async def statuses(system: System, bases: Sequence[str], key: str) -> list[int]:
@@ -191,8 +198,6 @@ async def test_a_change_made_while_a_gateway_starts_is_not_missed(
 async def test_a_gateway_whose_connection_dropped_answers_503_until_it_reloaded(
     system: System, namespace: str
 ) -> None:
-    from tests.test_broker_restart import close_connections
-
     workflow = await system.create(payment_workflow())
     key = workflow["trigger"]["key"]
     assert await statuses(system, [system.gateway_url], key) == [200]

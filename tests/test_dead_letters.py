@@ -39,6 +39,12 @@ from tests.support import (
 
 
 @pytest.fixture
+def system(rabbit_system: System) -> System:
+    """These tests are about RabbitMQ's part: the services on a real broker only."""
+    return rabbit_system
+
+
+@pytest.fixture
 async def sqlite(tmp_path: Path) -> Any:
     storage = SqliteStorage(tmp_path / "hookflow.sqlite3")
     await storage.open()

@@ -11,8 +11,7 @@ import pytest
 
 from hookflow_shared.models import ExecutionStatus
 from hookflow_shared.storage import Storage
-from tests.support import System, payment_workflow
-from tests.test_storage_contract import SECOND, T0, record
+from tests.support import SECOND, T0, System, payment_workflow, record
 
 MS = timedelta(milliseconds=1)
 

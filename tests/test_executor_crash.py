@@ -12,9 +12,15 @@ from typing import Any
 
 import pytest
 
-from tests.support import SECRET_KEY, System, running_system, settings_for, wait_for, webhook_url
-from tests.test_run_command import free_port
-from tests.test_sync import upstream  # noqa: F401  (the slow local HTTP server fixture)
+from tests.support import (
+    SECRET_KEY,
+    System,
+    free_port,
+    running_system,
+    settings_for,
+    wait_for,
+    webhook_url,
+)
 
 
 @pytest.fixture
@@ -57,7 +63,7 @@ def start_executor(rabbitmq: str, data_dir: Path, namespace: str) -> Iterator[An
 async def test_runs_held_by_a_killed_executor_are_recorded_once(
     system: System,
     start_executor: Any,
-    upstream: dict[str, Any],  # noqa: F811
+    upstream: dict[str, Any],
 ) -> None:
     workflow = await system.create(
         {

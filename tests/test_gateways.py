@@ -13,6 +13,12 @@ from tests.support import System, running_system, settings_for, start_app, wait_
 
 
 @pytest.fixture
+def system(rabbit_system: System) -> System:
+    """These tests are about RabbitMQ's part: the services on a real broker only."""
+    return rabbit_system
+
+
+@pytest.fixture
 async def two_gateways(
     rabbitmq: str, data_dir: Path, namespace: str
 ) -> AsyncIterator[tuple[System, str]]:

@@ -17,6 +17,13 @@ from yarl import URL
 from hookflow_shared.bodies import MAX_DEPTH, MAX_PATHS
 from tests.support import System, running_system, settings_for, wait_for, webhook_url
 
+
+@pytest.fixture
+def system(rabbit_system: System) -> System:
+    """These tests are about RabbitMQ's part: the services on a real broker only."""
+    return rabbit_system
+
+
 PROMPTLY = 2.0
 """Seconds: what the tests below took many seconds (or were never answered) before."""
 

@@ -96,8 +96,9 @@ async def test_the_event_id_comes_from_a_header_the_query_or_the_body(
 
 
 async def test_copies_at_the_same_moment_through_two_gateways_run_once(
-    system: System, rabbitmq: str, data_dir: Any, namespace: str
+    rabbit_system: System, rabbitmq: str, data_dir: Any, namespace: str
 ) -> None:
+    system = rabbit_system
     settings = settings_for(
         broker_url=rabbitmq, mongodb=None, data_dir=data_dir, namespace=namespace
     )
@@ -201,8 +202,9 @@ async def test_a_sync_repeat_gets_the_first_answer(system: System) -> None:
 
 @pytest.mark.parametrize("where", ["same gateway", "other gateway"])
 async def test_a_sync_repeat_while_the_first_runs_waits_for_its_answer(
-    system: System, where: str, rabbitmq: str, data_dir: Any, namespace: str
+    rabbit_system: System, where: str, rabbitmq: str, data_dir: Any, namespace: str
 ) -> None:
+    system = rabbit_system
     routes = web.RouteTableDef()
 
     @routes.get("/slow")

@@ -14,9 +14,17 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.samples import (
+    ALIPAY_NOTIFY,
+    BILLION_LAUGHS,
+    EXTERNAL_ENTITY,
+    GH_BODY,
+    GH_SECRET,
+    GH_SIGNATURE,
+    WECHAT_NOTIFY,
+    stripe_header,
+)
 from tests.support import System, wait_for, webhook_url
-from tests.test_bodies import ALIPAY_NOTIFY, BILLION_LAUGHS, EXTERNAL_ENTITY, WECHAT_NOTIFY
-from tests.test_signatures import GH_BODY, GH_SECRET, GH_SIGNATURE, stripe_header
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
 

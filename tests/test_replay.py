@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+import pytest
 
 from hookflow_shared.ids import new_id
 from hookflow_shared.messaging import Topology, open_broker
@@ -13,6 +14,12 @@ from hookflow_shared.messaging.memory import MemoryBroker
 from hookflow_shared.models import RunRequest, TriggerContext, now
 from hookflow_shared.resources import BROKER
 from tests.support import TOKEN, System, payment_workflow, status_is_paid, webhook_url
+
+
+@pytest.fixture
+def system(rabbit_system: System) -> System:
+    """These tests close the config API's own broker connection: a real broker only."""
+    return rabbit_system
 
 
 def marking(label: str, **changes: Any) -> dict[str, Any]:

@@ -22,8 +22,7 @@ from hookflow_shared.messaging import Topology, open_broker
 from hookflow_shared.models import ExecutionRecord
 from hookflow_shared.settings import ExecutorSettings
 from hookflow_shared.storage.sqlite import SqliteStorage
-from tests.support import running_system, settings_for, webhook_url
-from tests.test_engine import run_of, stored
+from tests.support import run_of, running_system, settings_for, stored, webhook_url
 
 DENIED = "HOOKFLOW_REQUEST_DENIED_NETWORKS decides"
 NOT_ALLOWED = "HOOKFLOW_REQUEST_ALLOWED_NETWORKS decides"

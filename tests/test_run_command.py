@@ -4,7 +4,6 @@ bus and SQLite), started as a user starts it, and driven over HTTP."""
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,14 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support import payment_workflow, wait_for
-from tests.test_sync import seed_example
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support import free_port, payment_workflow, seed_example, wait_for
 
 
 @pytest.fixture

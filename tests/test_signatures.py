@@ -1,7 +1,6 @@
 """Signature schemes against their published test vectors and documented formats."""
 
 import base64
-import hashlib
 import hmac
 from typing import Any
 
@@ -10,6 +9,7 @@ from multidict import CIMultiDict
 
 from hookflow_gateway.signatures import BadSignature, Verifier
 from hookflow_shared.models import SignatureConfig
+from tests.samples import GH_BODY, GH_SECRET, GH_SIGNATURE, stripe_header
 
 # Standard Webhooks' own example (standard-webhooks/standard-webhooks, README and libraries' tests).
 SW_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -19,9 +19,6 @@ SW_BODY = b'{"test": 2432232314}'
 SW_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 # GitHub's documented example ("Validating webhook deliveries").
-GH_SECRET = "It's a Secret to Everybody"
-GH_BODY = b"Hello, World!"
-GH_SIGNATURE = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
 
 
 class Check:
@@ -37,14 +34,6 @@ class Check:
 def verifier(scheme: str, secret: str, now: float, **config: Any) -> Check:
     config_model = SignatureConfig(scheme=scheme, **config)  # type: ignore[arg-type]
     return Check(Verifier(config_model, secret.encode(), clock=lambda: now))
-
-
-def stripe_header(secret: str, timestamp: int, body: bytes) -> str:
-    """Stripe's documented scheme: v1 = HMAC-SHA256(secret, "{t}.{body}") in hex."""
-    v1 = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return (
-        f"t={timestamp},v1={v1},v0=6ffbb59b2300aae63f272406069a9788598b792a944a07aba816edb039989a39"
-    )
 
 
 def test_standard_webhooks_vector() -> None:

@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from hookflow_shared.storage.sqlite import SqliteStorage
-from tests.test_storage_contract import SECOND, T0, record
+from tests.support import SECOND, T0, record
 
 # The schema of executions as files made before the filters have it.
 EARLIER_SCHEMA = """

@@ -1,23 +1,20 @@
 """One contract, two adapters: SQLite (embedded) and MongoDB (over a real socket)."""
 
 import asyncio
-import os
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 import pytest
 
 from hookflow_shared.errors import Conflict, NotFound
-from hookflow_shared.ids import first_id_at, new_id, trigger_key
+from hookflow_shared.ids import new_id, trigger_key
 from hookflow_shared.models import (
     ExecutionRecord,
-    ExecutionStatus,
-    NodeResult,
     StoredWorkflow,
-    TriggerContext,
     WorkflowDocument,
     now,
 )
 from hookflow_shared.storage import Storage
+from tests.support import SECOND, T0, id_at, record
 
 
 @pytest.fixture
@@ -39,43 +36,6 @@ def next_version(current: StoredWorkflow, title: str) -> StoredWorkflow:
     document = current.document.model_copy(update={"title": title})
     return current.model_copy(
         update={"version": current.version + 1, "document": document, "updated_at": now()}
-    )
-
-
-def id_at(moment: datetime) -> str:
-    """An id as new_id() makes it at `moment`."""
-    return first_id_at(moment)[:12] + os.urandom(10).hex()
-
-
-def record(
-    workflow_id: str,
-    status: ExecutionStatus = "succeeded",
-    execution_id: str | None = None,
-    received_at: datetime | None = None,
-) -> ExecutionRecord:
-    moment = received_at or now()
-    return ExecutionRecord(
-        id=execution_id or id_at(moment),
-        workflow_id=workflow_id,
-        version=1,
-        status=status,
-        received_at=moment,
-        started_at=moment,
-        finished_at=moment + timedelta(milliseconds=3),
-        request_id="r-1",
-        context=TriggerContext(
-            headers={"x-request-id": "r-1"}, query={"a": ["1"]}, body={"status": "paid", "n": 1.5}
-        ),
-        nodes=[
-            NodeResult(
-                key="paid",
-                type="condition",
-                status="succeeded",
-                result=True,
-                started_at=moment,
-                finished_at=moment,
-            )
-        ],
     )
 
 
@@ -174,8 +134,6 @@ async def test_executions_list_newest_first_per_workflow(storage: Storage) -> No
     assert (await storage.list_executions(workflow_id="nobody", limit=3)).items == []
 
 
-T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
-SECOND = timedelta(seconds=1)
 HALF_MS = timedelta(microseconds=500)
 
 

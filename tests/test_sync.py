@@ -3,103 +3,13 @@ config API answers a real POST with what its nodes computed."""
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-import pytest
-from aiohttp import web
 
-from tests.support import System, status_is_paid, webhook_url
+from tests.support import System, seed_example, webhook_url
 
 JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[dict[str, Any]]:
-    """A real local HTTP server for the request node to call; it remembers what it got."""
-    seen: list[dict[str, Any]] = []
-
-    async def echo(request: web.Request) -> web.Response:
-        body = await request.read()
-        seen.append(
-            {
-                "method": request.method,
-                "path": request.path,
-                "query": dict(request.query),
-                "headers": dict(request.headers),
-                "body": body.decode(),
-            }
-        )
-        return web.json_response(
-            {"ok": True, "got": body.decode(), "sku": request.query.get("sku")}
-        )
-
-    slow_calls: list[float] = []
-
-    async def slow(request: web.Request) -> web.Response:
-        slow_calls.append(time.monotonic())
-        await asyncio.sleep(float(request.query.get("s", "1")))
-        return web.json_response({"slept": True})
-
-    async def fail(request: web.Request) -> web.Response:
-        return web.Response(status=503, text="down for maintenance")
-
-    app = web.Application()
-    app.router.add_route("*", "/echo", echo)
-    app.router.add_get("/slow", slow)
-    app.router.add_route("*", "/fail", fail)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield {"url": f"http://127.0.0.1:{port}", "seen": seen, "slow_calls": slow_calls}
-    await runner.cleanup()
-
-
-def seed_example() -> dict[str, Any]:
-    """The seed's example: a sync payment callback answering success or an error to retry on."""
-    return {
-        "title": "Payment callback (sync)",
-        "sync": True,
-        "trigger": {
-            "request": {"body": [{"key": "status"}, {"key": "order.id", "alias": "Order ID"}]}
-        },
-        "nodes": [
-            {
-                "key": "paid",
-                "type": "condition",
-                "config": {"engine": "basic", "rejectOnFalse": False, **status_is_paid()},
-                "branches": {
-                    "true": [
-                        {
-                            "key": "ok",
-                            "type": "response",
-                            "config": {
-                                "statusCode": 200,
-                                "headers": [
-                                    {"name": "X-Order", "value": "{{$context.body.order.id}}"}
-                                ],
-                                "body": {
-                                    "received": "{{$context.body.order.id}}",
-                                    "amount": "{{$context.body.amount}}",
-                                },
-                            },
-                        }
-                    ],
-                    "false": [
-                        {
-                            "key": "bad",
-                            "type": "response",
-                            "config": {"statusCode": 400, "body": "payment not completed"},
-                        }
-                    ],
-                },
-            },
-            {"key": "never", "type": "end", "config": {"endStatus": "failed"}},
-        ],
-    }
 
 
 async def test_the_seed_example_answers_from_its_response_nodes(system: System) -> None:

@@ -8,6 +8,7 @@ configured rate without a shared store on the request path.
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -20,7 +21,13 @@ class _Bucket:
 
 
 class RateLimiter:
-    def __init__(self, gateway_id: str, *, heartbeat_interval: float, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self,
+        gateway_id: str,
+        *,
+        heartbeat_interval: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.gateway_id = gateway_id
         self._interval = heartbeat_interval
         self._clock = clock
