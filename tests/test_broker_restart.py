@@ -39,7 +39,11 @@ async def test_the_services_reconnect_and_lose_nothing(system: System, namespace
             await asyncio.sleep(0.01)
 
     task = asyncio.create_task(caller())
-    await asyncio.sleep(0.5)
+
+    async def under_load() -> bool:
+        return len(accepted) >= 20
+
+    await wait_for(under_load, timeout=10)
     assert await asyncio.to_thread(close_connections, namespace) >= 1
     before = len(accepted)
 

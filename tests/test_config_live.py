@@ -84,20 +84,26 @@ class SlowReads(SqliteStorage):
         self.slow_lists = 0
         self.gets = 0
         self.delay = 0.3
+        self.read_made = asyncio.Event()
+        """Set once a slow read has read (its answer still to come)."""
 
     async def get_workflow(self, workflow_id: str) -> StoredWorkflow | None:
         self.gets += 1
         answer = await super().get_workflow(workflow_id)
         if self.gets in self.slow_gets:
-            await asyncio.sleep(self.delay)
+            await self._late()
         return answer
 
     async def list_workflows(self, *, limit: int, cursor: str | None = None) -> Page[Any]:
         answer = await super().list_workflows(limit=limit, cursor=cursor)
         if self.slow_lists:
             self.slow_lists -= 1
-            await asyncio.sleep(self.delay)
+            await self._late()
         return answer
+
+    async def _late(self) -> None:
+        self.read_made.set()
+        await asyncio.sleep(self.delay)
 
 
 @pytest.fixture
@@ -128,7 +134,7 @@ async def test_a_slow_read_for_an_older_event_does_not_undo_a_newer_one(
     await cache.load()
     slow_storage.slow_gets = {slow_storage.gets + 1}  # the next read answers late
     older = asyncio.create_task(cache.apply(event("updated", workflow)))
-    await asyncio.sleep(0.05)  # its read has been made: version 1, enabled
+    await slow_storage.read_made.wait()  # its read has been made: version 1, enabled
     newer = disabled(workflow, 2)
     await slow_storage.replace_workflow(newer)
     await cache.apply(event("updated", newer))
@@ -146,7 +152,7 @@ async def test_a_reload_that_read_before_a_change_does_not_undo_it(
     await cache.load()
     slow_storage.slow_lists = 1
     reload = asyncio.create_task(cache.load())  # reads version 1, answers late
-    await asyncio.sleep(0.05)
+    await slow_storage.read_made.wait()
     await slow_storage.replace_workflow(disabled(workflow, 2))
     await cache.apply(event("updated", disabled(workflow, 2)))
     created = stored(payment_workflow(title="new"))
@@ -160,8 +166,9 @@ async def test_a_reload_that_read_before_a_change_does_not_undo_it(
     assert isinstance(cache.get(created.key), Trigger)
     await slow_storage.delete_workflow(created.id)
     slow_storage.slow_gets = {slow_storage.gets + 1}
+    slow_storage.read_made.clear()
     late = asyncio.create_task(cache.apply(event("updated", created)))  # reads it, alive
-    await asyncio.sleep(0.05)
+    await slow_storage.read_made.wait()
     await cache.apply(event("deleted", created))
     await late
     assert cache.get(created.key) is None, "a late read brought back a deleted workflow"
@@ -178,7 +185,7 @@ async def test_a_change_made_while_a_gateway_starts_is_not_missed(
         slow_storage.delay = 1.0
         starting = asyncio.create_task(start_app(gateway_app(settings, storage=slow_storage)))
         try:
-            await asyncio.sleep(0.3)  # the new gateway has read the (empty) list: not done yet
+            await slow_storage.read_made.wait()  # the new gateway read the (empty) list
             workflow = stored(payment_workflow())
             await slow_storage.insert_workflow(workflow)
             # As the config API does after storing a change: announce it.

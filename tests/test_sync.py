@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from tests.support import System, seed_example, webhook_url
+from tests.support import System, seed_example, wait_for, webhook_url
 
 JSON = {"Content-Type": "application/json"}
 
@@ -302,7 +302,7 @@ async def test_a_stopping_gateway_fails_pending_calls_cleanly(
         }
     )
     call = asyncio.create_task(system.post(webhook_url(system, workflow), json={}))
-    await asyncio.sleep(0.3)
+    await wait_for(lambda: _true(upstream["slow_calls"]))  # the run is under way
     started = time.monotonic()
     await system.stop("gateway")
     response, body = await call
@@ -367,3 +367,7 @@ async def test_the_config_api_rejects_what_cannot_run(system: System) -> None:
         }
     )
     assert status[0][0] == "nodes[0].config.statusCode"
+
+
+async def _true(value: object) -> bool:
+    return bool(value)
