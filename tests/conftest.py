@@ -1,4 +1,4 @@
-"""Where the tests find their services, in DESIGN.md's order: a URL in the environment; a
+"""Where the tests find their services, in this order: a URL in the environment; a
 container when a Docker engine is reachable; for MongoDB, mongoeco's wire server, started as
 `hookflow mongo` in its own process. A test that needs RabbitMQ and finds none is skipped,
 unless HOOKFLOW_REQUIRE_BROKER=1 or CI=true, where it fails."""

@@ -47,7 +47,7 @@ def status_is_paid() -> dict[str, Any]:
 
 
 def payment_workflow(**changes: Any) -> dict[str, Any]:
-    """The seed's payment callback, in async mode: a condition on the body's status."""
+    """The README's payment callback, in async mode: a condition on the body's status."""
     workflow: dict[str, Any] = {
         "title": "Payment callback",
         "trigger": {
@@ -272,7 +272,7 @@ def free_port() -> int:
 
 
 def seed_example() -> dict[str, Any]:
-    """The seed's example: a sync payment callback answering success or an error to retry on."""
+    """The README's sync example: a payment callback answering success or an error to retry on."""
     return {
         "title": "Payment callback (sync)",
         "sync": True,

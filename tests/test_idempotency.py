@@ -133,7 +133,7 @@ async def test_a_repeat_after_the_window_runs_again(system: System) -> None:
 
 
 def sync_payment(slow_url: str | None = None) -> dict[str, Any]:
-    """The seed's sync example, idempotent by the order id, optionally calling a slow server
+    """The README's sync example, idempotent by the order id, optionally calling a slow server
     first."""
     nodes: list[dict[str, Any]] = []
     if slow_url is not None:

@@ -1,6 +1,6 @@
 """The contracts: the workflow document, the messages between services, the execution record.
 
-Public documents (workflows, executions) use the camelCase names of DESIGN.md's contract;
+Public documents (workflows, executions) use the camelCase names of the README's public contract;
 internal messages are JSON of these models too, never pickle.
 """
 
@@ -34,7 +34,7 @@ WIRE = ConfigDict(
     validate_by_alias=True,
     serialize_by_alias=True,
 )
-"""Python attributes in snake_case, the public documents in camelCase (DESIGN's contract):
+"""Python attributes in snake_case, the public documents in camelCase (the README's contract):
 models of what the API answers and stores read and write the camelCase names."""
 
 
@@ -72,7 +72,7 @@ class HeaderValue(Document):
 
 
 class ResponseConfig(Document):
-    """What an async trigger answers once the run is queued (DESIGN.md: default 200 `ok`)."""
+    """What an async trigger answers once the run is queued (default 200 `ok`)."""
 
     status_code: int = Field(200, ge=200, le=599)
     headers: list[HeaderValue] = []
