@@ -278,12 +278,12 @@ def _children(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
 
 
 def variable_paths(value: Any) -> VariablePaths:
-    """Every path at every level with its sample value and type, as the parse helper
-    (`POST /api/webhook:parse`) lists them: `{"a": 1, "b": {"c": 2}}` gives a, b, b.c; `{"q": [{"a": "1"}]}` gives q, q[0],
-    q[0].a. Each container holds all its descendants, so a full answer would grow with size
-    times depth: it is bounded (MAX_PATHS, MAX_VALUE_BYTES, MAX_ANSWER_BYTES) and says when
-    it is not complete. Walked with a stack of iterators, so it never recurses and stops as
-    soon as a bound is reached."""
+    """Every path at every level with its sample value and type, as the parse helper (`POST
+    /api/webhook:parse`) lists them: `{"a": 1, "b": {"c": 2}}` gives a, b, b.c; `{"q": [{"a":
+    "1"}]}` gives q, q[0], q[0].a. Each container holds all its descendants, so a full answer would
+    grow with size times depth: it is bounded (MAX_PATHS, MAX_VALUE_BYTES, MAX_ANSWER_BYTES) and
+    says when it is not complete. Walked with a stack of iterators, so it never recurses and stops
+    as soon as a bound is reached."""
     paths: list[dict[str, Any]] = []
     truncated = False
     budget = MAX_ANSWER_BYTES

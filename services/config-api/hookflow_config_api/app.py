@@ -234,9 +234,9 @@ async def replay_execution(request: web.Request) -> web.Response:
 
 async def parse_sample(request: web.Request) -> web.Response:
     """The parse helper (the console's "parse" button): every path of a sample, ready for
-    trigger.request. A sample is held to the gateway's rules (a body nesting deeper than it accepts is a 400, the same
-    400 the gateway would give); the answer is bounded and says `"truncated": true` when not
-    every path or value is in it."""
+    trigger.request. A sample is held to the gateway's rules (a body nesting deeper than it accepts
+    is a 400, the same 400 the gateway would give); the answer is bounded and says `"truncated":
+    true` when not every path or value is in it."""
     payload = await _json(request)
     if not isinstance(payload, dict):
         raise BadRequest(PARSE_USAGE)
