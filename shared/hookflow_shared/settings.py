@@ -48,7 +48,9 @@ def _unmapped(network: IPNetwork) -> IPNetwork:
 class CommonSettings(BaseSettings):
     """What every service reads: where the broker and the storage are, and how to log."""
 
-    model_config = SettingsConfigDict(env_prefix="HOOKFLOW_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="HOOKFLOW_", extra="ignore", use_attribute_docstrings=True
+    )
 
     broker_url: SecretStr | None = None
     """RabbitMQ, amqp://...; unset means the in-process bus (only with `hookflow run`)."""
