@@ -1,5 +1,6 @@
 """`hookflow executions list | show | replay`."""
 
+from json import dumps
 from typing import Annotated, Any
 
 import typer
@@ -102,7 +103,13 @@ def show(
     output.table(
         ("node", "type", "status", "result", "error"),
         (
-            [n["key"], n["type"], n["status"], n.get("result"), n.get("error")]
+            [
+                n["key"],
+                n["type"],
+                n["status"],
+                dumps(n.get("result"), ensure_ascii=False),
+                n.get("error"),
+            ]
             for n in record.get("nodes", [])
         ),
         title="nodes",
@@ -112,7 +119,8 @@ def show(
 @app.command(epilog=ADMIN_HELP)
 def replay(
     ids: Annotated[
-        list[str] | None, typer.Argument(metavar="[ID]...", help="The executions to run again.")
+        list[str] | None,
+        typer.Argument(metavar="ID", help="The executions to run again.", show_default=False),
     ] = None,
     workflow: WorkflowRef = None,
     status: Status = None,

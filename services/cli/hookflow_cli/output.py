@@ -3,6 +3,8 @@ answer alone on stdout), and the one-line errors on stderr. Commands hand their 
 and never print themselves, so the two forms cannot drift apart."""
 
 import json
+import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -11,8 +13,21 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-stdout = Console(highlight=False, soft_wrap=False)
+WIDE = 200
+"""Width of the tables when stdout is not a terminal (a pipe, a file): nothing is squeezed to
+80 columns there; COLUMNS, when set, still wins."""
+
+stdout = Console(
+    highlight=False,
+    width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else WIDE,
+)
 stderr = Console(stderr=True, highlight=False)
+
+WHOLE = {"id", "workflow", "execution", "replayed as", "replay of", "path"}
+"""Columns never cut or wrapped (ids are copied from them); the others wrap to fit."""
+
+INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+"""A time as the config API writes it; shown to the second (--json keeps it whole)."""
 
 
 def error(message: str) -> None:
@@ -33,13 +48,23 @@ def cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and INSTANT.fullmatch(value):
+        return value[:19].replace("T", " ") + "Z"
     return str(value)
 
 
 def table(
     columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None
 ) -> None:
-    grid = Table(*columns, title=title, title_justify="left")
+    grid = Table(title=title, title_justify="left")
+    for column in columns:
+        whole = column in WHOLE
+        grid.add_column(
+            column,
+            no_wrap=whole,
+            overflow="fold",
+            min_width=32 if column in WHOLE - {"path"} else None,
+        )
     for row in rows:
         grid.add_row(*(escape(cell(value)) for value in row))
     stdout.print(grid)
@@ -48,8 +73,8 @@ def table(
 def fields(pairs: Iterable[tuple[str, Any]], *, title: str | None = None) -> None:
     """A record as a two-column table of its fields."""
     grid = Table(show_header=False, title=title, title_justify="left")
-    grid.add_column(style="bold")
-    grid.add_column()
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
     for name, value in pairs:
         grid.add_row(name, escape(cell(value)))
     stdout.print(grid)
