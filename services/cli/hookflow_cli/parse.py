@@ -38,10 +38,18 @@ def parse(
     part = "query" if "query" in answer else "body"
     output.table(
         ("path", "type", "value"),
-        ([p["key"], p["type"], p.get("value", "(too long)")] for p in answer[part]),
+        ([p["key"], p["type"], _value(p)] for p in answer[part]),
         title=f"{part} paths"
         + (" (truncated: not all of them)" if answer.get("truncated") else ""),
     )
+
+
+def _value(path: dict[str, Any]) -> str:
+    """A sample value as JSON (a string as itself), or why it is not there."""
+    if "value" not in path:
+        return "(too long to show)"
+    value = path["value"]
+    return value if isinstance(value, str) else jsonlib.dumps(value, ensure_ascii=False)
 
 
 def _sample(path: Path | None) -> Any:
