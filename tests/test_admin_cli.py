@@ -6,7 +6,6 @@ as separate processes on RabbitMQ)."""
 import os
 import signal
 import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -25,9 +24,12 @@ from hookflow_shared.settings import (
 )
 from tests.admin_cli import HOOKFLOW, Admin, Result, hookflow
 from tests.faults.processes import Installation, Sqlite
-from tests.support import free_port
+from tests.support import free_port, wait_for
 
 TOKEN = "cli-test-admin-token-0123456789"
+
+pytestmark = pytest.mark.timeout(300)
+"""Each test runs the command a dozen times or more, each a new Python process."""
 
 
 def workflow(name: str | None = None, title: str = "Payment callback") -> dict[str, Any]:
@@ -133,16 +135,25 @@ async def post(url: str, body: Any) -> int:
         return response.status
 
 
-def executions(admin: Admin, *filters: str, count: int) -> list[dict[str, Any]]:
-    """`executions list --json` once it lists `count` of them (records are written as runs
-    end; the webhook's answer may come first)."""
-    deadline = time.monotonic() + 10
-    while True:
-        found: list[dict[str, Any]] = admin.json("executions", "list", *filters)
-        if len(found) >= count or time.monotonic() > deadline:
-            assert len(found) == count, found
-            return found
-        time.sleep(0.1)
+async def executions(admin: Admin, *filters: str, count: int) -> list[dict[str, Any]]:
+    """`executions list --json`, once the config API has `count` of them (records are
+    written as runs end, and a webhook's answer may come first)."""
+    params = dict(zip(filters[::2], filters[1::2], strict=True))
+    query = {"limit": "200"} | {k.removeprefix("--"): v for k, v in params.items()}
+    headers = {"Authorization": f"Bearer {admin.token}"}
+
+    async def listed() -> int | None:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(admin.api_url + "/api/executions", params=query, headers=headers) as r,
+        ):
+            found = len((await r.json())["items"])
+            return found if found >= count else None
+
+    await wait_for(listed, timeout=20)
+    found: list[dict[str, Any]] = admin.json("executions", "list", *filters)
+    assert len(found) == count, found
+    return found
 
 
 def no_traceback(result: Result) -> None:
@@ -243,20 +254,19 @@ async def test_disable_enable_and_delete(system: Admin, tmp_path: Path) -> None:
 
 
 async def test_executions_list_show_and_replay(system: Admin, tmp_path: Path) -> None:
-    system.json("apply", str(write(tmp_path / "w.yaml", [workflow("pay"), workflow("other")])))
-    url = system.json("workflows", "show", "pay")["webhookUrl"]
-    other_url = system.json("workflows", "show", "other")["webhookUrl"]
+    pay, other = system.json("apply", str(write(tmp_path / "w.yaml", [workflow(), workflow()])))
+    url, other_url = pay["webhookUrl"], other["webhookUrl"]
     assert await post(url, {"status": "paid", "order": {"id": "A1"}}) == 200
     for order in ("B1", "B2"):
         assert await post(url, {"status": "declined", "order": {"id": order}}) == 500
     assert await post(other_url, {"status": "paid", "order": {"id": "C1"}}) == 200
 
-    everything = executions(system, count=4)
-    mine = executions(system, "--workflow", "pay", count=3)
-    assert {e["workflowId"] for e in mine} == {system.json("workflows", "show", "pay")["id"]}
-    failed = executions(system, "--workflow", "pay", "--status", "failed", count=2)
+    everything = await executions(system, count=4)
+    mine = await executions(system, "--workflow", pay["id"], count=3)
+    assert {e["workflowId"] for e in mine} == {pay["id"]}
+    failed = await executions(system, "--workflow", pay["id"], "--status", "failed", count=2)
     assert {e["status"] for e in failed} == {"failed"}
-    assert executions(system, "--limit", "1", count=1) == everything[:1]
+    assert await executions(system, "--limit", "1", count=1) == everything[:1]
     table = system.ok("executions", "list", "--status", "failed").stdout
     assert all(e["id"] in table for e in failed)
 
@@ -273,11 +283,11 @@ async def test_executions_list_show_and_replay(system: Admin, tmp_path: Path) ->
     replayed = system.json("executions", "show", again[0]["id"])
     assert replayed["replayOf"] == succeeded["id"]
 
-    bulk = system.run("executions", "replay", "--workflow", "pay", "--status", "failed")
+    bulk = system.run("executions", "replay", "--workflow", pay["id"], "--status", "failed")
     assert bulk.code == 0, bulk.stderr
     assert "replaying" in bulk.stderr and "2/2" in bulk.stderr
     assert "2 of 2 replayed, 0 failed." in bulk.stdout
-    replays = executions(system, "--workflow", "pay", "--status", "failed", count=4)
+    replays = await executions(system, "--workflow", pay["id"], "--status", "failed", count=4)
     assert sorted(e["replayOf"] for e in replays if e["replayOf"]) == sorted(
         e["id"] for e in failed
     )

@@ -4,16 +4,14 @@ Each lists in its --help the environment variables its settings class reads."""
 import asyncio
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import SecretStr
 
 from hookflow_cli.envhelp import environment_help
-from hookflow_shared.command import load_settings, run_command
-from hookflow_shared.crypto import new_key
 from hookflow_shared.errors import StartupError
 from hookflow_shared.settings import (
     ConfigApiSettings,
@@ -44,6 +42,8 @@ def _kept(given: SecretStr | None, path: Path, make: Callable[[], str]) -> tuple
 
 
 async def _run_all() -> None:
+    from hookflow_shared.command import load_settings
+    from hookflow_shared.crypto import new_key
     from hookflow_shared.resources import opened_broker, opened_storage
 
     settings = load_settings(RunSettings)
@@ -138,6 +138,14 @@ async def _mongo(host: str, port: int, data: Path | None) -> None:
         await stop.wait()
 
 
+def run_command(work: Coroutine[Any, Any, None]) -> None:
+    """hookflow_shared.command's, imported when a service starts: the admin commands do
+    without its logging stack, and start faster."""
+    from hookflow_shared.command import run_command as run_until_stopped
+
+    run_until_stopped(work)
+
+
 def run() -> None:
     """The whole system in one process (embedded defaults: the in-process bus and SQLite)."""
     run_command(_run_all())
@@ -160,6 +168,8 @@ def config_api() -> None:
 
 def secret_key() -> None:
     """Print a new HOOKFLOW_SECRET_KEY."""
+    from hookflow_shared.crypto import new_key
+
     print(new_key())
 
 
