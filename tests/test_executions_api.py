@@ -147,7 +147,10 @@ BAD_QUERIES = [
     ("/api/workflows?cursor=garbage", "cursor must be the nextCursor of a previous page"),
     ("/api/workflows?cursor=" + "0" * 31, "cursor must be the nextCursor"),
     ("/api/workflows?limit=500", "limit must be a whole number from 1 to 200"),
-    ("/api/workflows?status=failed", "unknown parameter status; this list takes limit, cursor"),
+    (
+        "/api/workflows?status=failed",
+        "unknown parameter status; this list takes name, limit, cursor",
+    ),
 ]
 
 

@@ -101,6 +101,52 @@ async def test_workflows_list_newest_first_in_pages(storage: Storage) -> None:
     assert last.next_cursor is None
 
 
+async def test_names_are_unique_among_workflows_not_deleted(storage: Storage) -> None:
+    first = workflow("first", name="payments")
+    await storage.insert_workflow(first)
+    await storage.insert_workflow(workflow("unnamed"))
+    await storage.insert_workflow(workflow("unnamed too"))  # no name: no clash
+    clash = workflow("clash", name="payments")
+    with pytest.raises(Conflict, match=f"taken by workflow {first.id}"):
+        await storage.insert_workflow(clash)
+    assert await storage.get_workflow(clash.id) is None
+    assert await storage.get_workflow_version(clash.id, 1) is None
+    other = workflow("other", name="refunds")
+    await storage.insert_workflow(other)
+    renamed = next_version(other, "other")
+    renamed.document.name = "payments"
+    with pytest.raises(Conflict, match=f"taken by workflow {first.id}"):
+        await storage.replace_workflow(renamed)
+    assert (await storage.get_workflow(other.id)) == other
+    assert (await storage.get_workflow_version(other.id, 2)) is None
+    same = next_version(first, "first, renamed")  # keeping its own name is no clash
+    await storage.replace_workflow(same)
+    found = await storage.list_workflows(limit=10, name="payments")
+    assert [w.id for w in found.items] == [first.id] and found.next_cursor is None
+    assert (await storage.list_workflows(limit=10, name="nobody")).items == []
+    await storage.delete_workflow(first.id)
+    await storage.replace_workflow(renamed)  # the name is free once its holder is deleted
+    found = await storage.list_workflows(limit=10, name="payments")
+    assert [w.id for w in found.items] == [other.id]
+    assert (await storage.get_workflow(other.id)).document.name == "payments"  # type: ignore[union-attr]
+
+
+async def test_versions_list_newest_first_deleted_or_not(storage: Storage) -> None:
+    versions = [workflow("v1")]
+    await storage.insert_workflow(versions[0])
+    for number in range(2, 6):
+        versions.append(next_version(versions[-1], f"v{number}"))
+        await storage.replace_workflow(versions[-1])
+    await storage.insert_workflow(workflow("another workflow"))
+    listed = await storage.list_workflow_versions(versions[0].id, limit=3)
+    assert listed == versions[:1:-1]
+    older = await storage.list_workflow_versions(versions[0].id, limit=3, before=3)
+    assert older == [versions[1], versions[0]]
+    await storage.delete_workflow(versions[0].id)
+    assert len(await storage.list_workflow_versions(versions[0].id, limit=10)) == 5
+    assert await storage.list_workflow_versions("missing", limit=10) == []
+
+
 async def test_executions_are_saved_once_per_id(storage: Storage) -> None:
     first, second = record("wf"), record("wf")
     await storage.save_executions([first, second])

@@ -19,6 +19,8 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 NodeKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")]
+WorkflowName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+"""A workflow's slug: lowercase letters, digits and dashes, as in a URL or a file name."""
 
 
 def now() -> datetime:
@@ -178,6 +180,9 @@ class Node(Document):
 
 
 class WorkflowDocument(Document):
+    name: WorkflowName | None = None
+    """Optional, unique among the workflows not deleted: how scripts (`hookflow apply`) find
+    the workflow to update without keeping its id."""
     title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     description: str | None = None
     enabled: bool = True

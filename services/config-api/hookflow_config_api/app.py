@@ -9,9 +9,17 @@ from urllib.parse import urlsplit
 import orjson
 from aiohttp import web
 
-from hookflow_config_api.listing import ExecutionFilter, Paging, execution_listing, workflow_listing
+from hookflow_config_api.listing import (
+    ExecutionFilter,
+    Paging,
+    execution_listing,
+    version_listing,
+    version_number,
+    workflow_listing,
+)
 from hookflow_config_api.propagation import Propagation
 from hookflow_config_api.replays import Replays
+from hookflow_config_api.versions import version_page
 from hookflow_config_api.workflows import Workflows
 from hookflow_shared.bodies import (
     VariablePaths,
@@ -91,6 +99,9 @@ def create_app(
     app.router.add_patch("/api/workflows/{id}", patch_workflow)
     app.router.add_delete("/api/workflows/{id}", delete_workflow)
     app.router.add_post("/api/workflows/{id}/signature:rotate", rotate_secret)
+    app.router.add_post("/api/workflows/{id}/trigger:rotate-key", rotate_key)
+    app.router.add_get("/api/workflows/{id}/versions", list_versions)
+    app.router.add_get("/api/workflows/{id}/versions/{version}", get_version)
     app.router.add_get("/api/workflows/{id}/executions", list_workflow_executions)
     app.router.add_get("/api/executions", list_executions)
     app.router.add_get("/api/executions/{id}", get_execution)
@@ -124,8 +135,10 @@ async def create_workflow(request: web.Request) -> web.Response:
 
 async def list_workflows(request: web.Request) -> web.Response:
     workflows = request.app[WORKFLOWS]
-    paging = workflow_listing(request.query)
-    page = await request.app[STORAGE].list_workflows(limit=paging.limit, cursor=paging.cursor)
+    name, paging = workflow_listing(request.query)
+    page = await request.app[STORAGE].list_workflows(
+        limit=paging.limit, cursor=paging.cursor, name=name
+    )
     return json_response(
         {"items": [workflows.present(w) for w in page.items], "nextCursor": page.next_cursor}
     )
@@ -152,6 +165,36 @@ async def rotate_secret(request: web.Request) -> web.Response:
     workflows = request.app[WORKFLOWS]
     workflow, secret = await workflows.rotate_secret(request.match_info["id"])
     return _answer(workflows, workflow, secret)
+
+
+async def rotate_key(request: web.Request) -> web.Response:
+    """A new trigger key (a leaked webhook URL); the old one answers 404 on every gateway
+    once this answers."""
+    workflows = request.app[WORKFLOWS]
+    return _answer(workflows, await workflows.rotate_key(request.match_info["id"]), None)
+
+
+async def list_versions(request: web.Request) -> web.Response:
+    limit, before = version_listing(request.query)
+    page = await version_page(
+        request.app[STORAGE], request.match_info["id"], limit=limit, before=before
+    )
+    return json_response(page.model_dump(mode="json"))
+
+
+async def get_version(request: web.Request) -> web.Response:
+    """A version's document as it was stored (secrets never in clear)."""
+    workflow_id, given = request.match_info["id"], request.match_info["version"]
+    number = version_number(given)
+    if number is None:
+        raise BadRequest(f"version must be a version number (1, 2, ...); got {given!r}")
+    storage = request.app[STORAGE]
+    workflow = await storage.get_workflow_version(workflow_id, number)
+    if workflow is None:
+        if number == 1 or await storage.get_workflow_version(workflow_id, 1) is None:
+            raise NotFound(f"workflow {workflow_id} not found")
+        raise NotFound(f"workflow {workflow_id} has no version {number}")
+    return json_response(request.app[WORKFLOWS].present(workflow))
 
 
 async def delete_workflow(request: web.Request) -> web.Response:

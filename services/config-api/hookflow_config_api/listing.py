@@ -1,6 +1,7 @@
 """The query parameters of the config API's lists: paging, and the filters of executions.
 Each is checked; a bad one is a 400 saying what is allowed, never a silently wider list."""
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,7 +11,9 @@ from multidict import MultiMapping
 
 from hookflow_shared.errors import BadRequest
 from hookflow_shared.ids import is_id
-from hookflow_shared.models import ExecutionStatus
+from hookflow_shared.models import ExecutionStatus, WorkflowName
+
+WORKFLOW_NAME = re.compile(get_args(WorkflowName)[1].pattern)
 
 MAX_PAGE = 200
 STATUSES: tuple[ExecutionStatus, ...] = get_args(ExecutionStatus)
@@ -34,10 +37,41 @@ class ExecutionFilter:
     until: datetime | None = None
 
 
-def workflow_listing(query: MultiMapping[str]) -> Paging:
-    """`GET /api/workflows`: limit and cursor."""
+def workflow_listing(query: MultiMapping[str]) -> tuple[str | None, Paging]:
+    """`GET /api/workflows`: the name to find (None: every workflow), limit and cursor."""
+    _only(query, ("name", "limit", "cursor"))
+    name = _one(query, "name")
+    if name is not None and not WORKFLOW_NAME.fullmatch(name):
+        raise BadRequest(
+            "name must be a workflow's name: lowercase letters, digits and dashes (at most 63), "
+            "not starting with a dash"
+        )
+    return name, _paging(query)
+
+
+def version_listing(query: MultiMapping[str]) -> tuple[int, int | None]:
+    """`GET /api/workflows/{id}/versions`: limit, and the cursor (the nextCursor of the
+    previous page: the versions older than it)."""
     _only(query, ("limit", "cursor"))
-    return _paging(query)
+    cursor = _one(query, "cursor") or None
+    if cursor is None:
+        return _limit(query), None
+    before = version_number(cursor)
+    if before is None:
+        raise BadRequest(
+            "cursor must be the nextCursor of a previous page (a version number); "
+            "leave it out for the first page"
+        )
+    return _limit(query), before
+
+
+def version_number(given: str) -> int | None:
+    """A version number as given in a URL; None when it is not one (or beyond any store's
+    whole numbers, which no version reaches)."""
+    if not given.isascii() or not given.isdigit() or len(given) > 15:
+        return None
+    number = int(given)
+    return number if number >= 1 else None
 
 
 def execution_listing(
@@ -57,7 +91,7 @@ def execution_listing(
     return ExecutionFilter(workflow_id, _status(query), since, until), _paging(query)
 
 
-def _paging(query: MultiMapping[str]) -> Paging:
+def _limit(query: MultiMapping[str]) -> int:
     given = _one(query, "limit")
     try:
         limit = int(given) if given is not None else 50
@@ -65,6 +99,11 @@ def _paging(query: MultiMapping[str]) -> Paging:
         limit = 0
     if not 1 <= limit <= MAX_PAGE:
         raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}")
+    return limit
+
+
+def _paging(query: MultiMapping[str]) -> Paging:
+    limit = _limit(query)
     cursor = _one(query, "cursor") or None
     if cursor is not None and not is_id(cursor):
         raise BadRequest(

@@ -7,11 +7,19 @@ import structlog
 from pydantic import ValidationError
 
 from hookflow_config_api.propagation import Propagation
-from hookflow_shared.crypto import SecretBox, hash_password, new_signing_secret
+from hookflow_shared.crypto import SecretBox, hash_password, new_signing_secret, verify_password
 from hookflow_shared.errors import BrokerUnavailable, HookflowError, NotFound, ValidationFailed
 from hookflow_shared.ids import new_id, trigger_key
 from hookflow_shared.messaging import Broker
-from hookflow_shared.models import ConfigEvent, StoredWorkflow, WorkflowDocument, error_details, now
+from hookflow_shared.models import (
+    BasicAuth,
+    ConfigEvent,
+    SignatureConfig,
+    StoredWorkflow,
+    WorkflowDocument,
+    error_details,
+    now,
+)
 from hookflow_shared.storage import Storage
 from hookflow_shared.workflow.language import standard_language
 from hookflow_shared.workflow.validation import validate_workflow
@@ -102,7 +110,7 @@ class Workflows:
         current = await self.get(workflow_id)
         document = self._validate(_writable(payload))
         generated = await self._seal(document, current.document)
-        return await self._store_version(current, document), generated
+        return await self._store_change(current, document, generated), generated
 
     async def patch(self, workflow_id: str, payload: Any) -> tuple[StoredWorkflow, str | None]:
         if not isinstance(payload, dict):
@@ -111,7 +119,14 @@ class Workflows:
         merged = merge_patch(current.document.model_dump(mode="json"), _writable(payload))
         document = self._validate(merged)
         generated = await self._seal(document, current.document)
-        return await self._store_version(current, document), generated
+        return await self._store_change(current, document, generated), generated
+
+    async def rotate_key(self, workflow_id: str) -> StoredWorkflow:
+        """A new trigger key (a leaked webhook URL): the old key is unknown to every gateway
+        once this returns."""
+        current = await self.get(workflow_id)
+        document = current.document.model_copy(deep=True)
+        return await self._store_version(current, document, key=trigger_key())
 
     async def rotate_secret(self, workflow_id: str) -> tuple[StoredWorkflow, str]:
         """A new signing secret for the trigger, answered this once."""
@@ -138,10 +153,20 @@ class Workflows:
             raise NotFound(f"workflow {workflow_id} not found")
         await self._announce("deleted", workflow)
 
-    async def _store_version(
-        self, current: StoredWorkflow, document: WorkflowDocument
+    async def _store_change(
+        self, current: StoredWorkflow, document: WorkflowDocument, generated: str | None
     ) -> StoredWorkflow:
+        """The next version, or `current` itself when the document is the same: sending back
+        what a GET gave (or applying the same file again) makes no new version."""
         document.trigger.key = current.key
+        if generated is None and _same(document, current.document):
+            return current
+        return await self._store_version(current, document)
+
+    async def _store_version(
+        self, current: StoredWorkflow, document: WorkflowDocument, *, key: str | None = None
+    ) -> StoredWorkflow:
+        document.trigger.key = key or current.key
         workflow = StoredWorkflow(
             id=current.id,
             version=current.version + 1,
@@ -175,7 +200,7 @@ class Workflows:
         if auth is not None:
             previous = current.trigger.basic_auth if current else None
             if auth.password is not None:
-                auth.password_hash = await asyncio.to_thread(hash_password, auth.password)
+                auth.password_hash = await self._hash_again(auth.password, previous)
                 auth.password = None
             elif auth.password_hash is None:
                 if previous is None or previous.password_hash is None:
@@ -196,6 +221,8 @@ class Workflows:
             else:
                 prefix = "whsec_" if signature.scheme == "standardWebhooks" else ""
                 generated = signature.secret = new_signing_secret(prefix)
+        if signature.secret is not None and previous_signature is not None:
+            self._keep_same_secret(signature, previous_signature)
         if signature.secret is not None:
             if self._box is None:
                 raise SecretKeyMissing(
@@ -205,6 +232,32 @@ class Workflows:
             signature.encrypted_secret = self._box.encrypt(signature.secret)
             signature.secret = None
         return generated
+
+    @staticmethod
+    async def _hash_again(password: str, previous: BasicAuth | None) -> str:
+        """The password's hash: the stored one when it is the same password (hashes are
+        salted: a new one would look like a change)."""
+        stored = previous.password_hash if previous is not None else None
+        if stored is not None and await asyncio.to_thread(
+            verify_password, password.encode(), stored
+        ):
+            return stored
+        return await asyncio.to_thread(hash_password, password)
+
+    def _keep_same_secret(self, signature: SignatureConfig, previous: SignatureConfig) -> None:
+        """A signing secret sent again unchanged keeps its stored form (encryption is
+        randomised: a new one would look like a change)."""
+        if self._box is None or previous.encrypted_secret is None:
+            return
+        if previous.scheme != signature.scheme:
+            return
+        try:
+            same = self._box.decrypt(previous.encrypted_secret) == signature.secret
+        except ValueError:
+            return
+        if same:
+            signature.encrypted_secret = previous.encrypted_secret
+            signature.secret = None
 
     def _can_announce(self) -> None:
         """Refuse a change that the gateways could not be told about (before storing it)."""
@@ -237,6 +290,12 @@ def _writable(payload: Any) -> Any:
             if isinstance(trigger.get(part), dict):
                 trigger[part] = {k: v for k, v in trigger[part].items() if k != stored}
     return writable
+
+
+def _same(document: WorkflowDocument, current: WorkflowDocument) -> bool:
+    """The same workflow, read-only fields aside (the dump leaves out passwordSet and
+    secretSet; the trigger keys are the same by now)."""
+    return document.model_dump(mode="json") == current.model_dump(mode="json")
 
 
 def _required(path: str, what: str = "Field required") -> ValidationFailed:

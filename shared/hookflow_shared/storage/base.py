@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from hookflow_shared.errors import Conflict
 from hookflow_shared.ids import first_id_at
 from hookflow_shared.models import ExecutionRecord, ExecutionStatus, StoredWorkflow
 
@@ -41,6 +42,14 @@ class Claim:
     state: ClaimState = "claimed"
 
 
+def name_taken(name: str, holder: str) -> Conflict:
+    """The Conflict of a workflow name already held by another workflow."""
+    return Conflict(
+        f"the name {name!r} is taken by workflow {holder}; choose another name, or change or "
+        "delete that workflow first"
+    )
+
+
 class Storage(ABC):
     """Workflows (each version kept), execution records, idempotency claims, and the
     installation's id. Raises StorageUnavailable when the store does not answer (in time),
@@ -61,13 +70,14 @@ class Storage(ABC):
 
     @abstractmethod
     async def insert_workflow(self, workflow: StoredWorkflow) -> None:
-        """Store a new workflow (its version 1). Raises Conflict when the id or key exists."""
+        """Store a new workflow (its version 1). Raises Conflict when the id or key exists, or
+        when another workflow (not deleted) has its name (the message names that one)."""
 
     @abstractmethod
     async def replace_workflow(self, workflow: StoredWorkflow) -> None:
         """Store `workflow` as the next version of an existing one: it must carry the stored
-        version + 1 (raises Conflict if another change came first, NotFound if it is gone).
-        Earlier versions are kept."""
+        version + 1 (raises Conflict if another change came first or another workflow has its
+        name, NotFound if it is gone). Earlier versions are kept."""
 
     @abstractmethod
     async def delete_workflow(self, workflow_id: str) -> StoredWorkflow | None:
@@ -86,9 +96,17 @@ class Storage(ABC):
 
     @abstractmethod
     async def list_workflows(
-        self, *, limit: int, cursor: str | None = None
+        self, *, limit: int, cursor: str | None = None, name: str | None = None
     ) -> Page[StoredWorkflow]:
-        """Current workflows, newest first; `cursor` is the previous page's next_cursor."""
+        """Current workflows, newest first (only the one called `name`, when given); `cursor`
+        is the previous page's next_cursor."""
+
+    @abstractmethod
+    async def list_workflow_versions(
+        self, workflow_id: str, *, limit: int, before: int | None = None
+    ) -> list[StoredWorkflow]:
+        """Up to `limit` stored versions of a workflow (deleted or not), newest first; only
+        those older than version `before`, when given."""
 
     # --- the installation ---
 

@@ -13,11 +13,14 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 from hookflow_shared.errors import Conflict, NotFound, StorageUnavailable
 from hookflow_shared.ids import new_id
 from hookflow_shared.models import ExecutionRecord, ExecutionStatus, StoredWorkflow
-from hookflow_shared.storage.base import Claim, ClaimState, Page, Storage, TimeRange
+from hookflow_shared.storage.base import Claim, ClaimState, Page, Storage, TimeRange, name_taken
 
 # Failures are few: partial indexes find them (with or without a workflow); other listings
 # read the _id index or by_workflow, newest first, bounded by the ids of their time range.
 _FAILED = {"status": "failed"}
+# Workflow names are unique among the workflows not deleted (the documents of `workflows`);
+# a workflow without a name has no `name` field, which the partial index leaves out.
+_NAMED = {"name": {"$type": "string"}}
 
 
 def _to_mongo(doc: dict[str, Any]) -> dict[str, Any]:
@@ -73,6 +76,9 @@ class MongoStorage(Storage):
             [("expiresAt", ASCENDING)], expireAfterSeconds=0, name="expiry"
         )
         await self._workflows.create_index([("key", ASCENDING)], unique=True, name="key_unique")
+        await self._workflows.create_index(
+            [("name", ASCENDING)], unique=True, name="name_unique", partialFilterExpression=_NAMED
+        )
         await self._versions.create_index(
             [("workflowId", ASCENDING), ("version", ASCENDING)],
             unique=True,
@@ -108,6 +114,8 @@ class MongoStorage(Storage):
     def _workflow_doc(workflow: StoredWorkflow) -> dict[str, Any]:
         doc = _to_mongo(workflow.model_dump())
         doc["key"] = workflow.key
+        if workflow.document.name is not None:
+            doc["name"] = workflow.document.name
         return doc
 
     @staticmethod
@@ -121,6 +129,7 @@ class MongoStorage(Storage):
     async def insert_workflow(self, workflow: StoredWorkflow) -> None:
         # The version first: once a gateway can see the workflow (and take its webhooks), the
         # version its runs name is there for the executors.
+        await self._check_name(workflow)
         version_id = f"{workflow.id}:{workflow.version}"
         await self._versions.replace_one(
             {"_id": version_id}, self._version_doc(workflow), upsert=True
@@ -129,17 +138,24 @@ class MongoStorage(Storage):
             await self._workflows.insert_one(self._workflow_doc(workflow))
         except DuplicateKeyError as error:
             await self._versions.delete_one({"_id": version_id})
+            await self._check_name(workflow)  # the name was taken meanwhile: say by whom
             raise Conflict("a workflow with this id or trigger key exists") from error
 
     @_unavailable
     async def replace_workflow(self, workflow: StoredWorkflow) -> None:
+        await self._check_name(workflow)
         try:
             await self._versions.insert_one(self._version_doc(workflow))
         except DuplicateKeyError as error:
             raise Conflict(f"workflow {workflow.id} changed meanwhile") from error
-        result = await self._workflows.replace_one(
-            {"_id": workflow.id, "version": workflow.version - 1}, self._workflow_doc(workflow)
-        )
+        try:
+            result = await self._workflows.replace_one(
+                {"_id": workflow.id, "version": workflow.version - 1}, self._workflow_doc(workflow)
+            )
+        except DuplicateKeyError as error:  # the name was taken meanwhile
+            await self._versions.delete_one({"_id": f"{workflow.id}:{workflow.version}"})
+            await self._check_name(workflow)
+            raise Conflict(f"workflow {workflow.id}'s name was taken meanwhile") from error
         if result.matched_count == 1:
             return
         await self._versions.delete_one({"_id": f"{workflow.id}:{workflow.version}"})
@@ -149,6 +165,18 @@ class MongoStorage(Storage):
         raise Conflict(
             f"workflow {workflow.id} changed meanwhile (now version {current['version']})"
         )
+
+    async def _check_name(self, workflow: StoredWorkflow) -> None:
+        """Conflict when another workflow holds this one's name (the unique index is the last
+        word; this names the holder)."""
+        name = workflow.document.name
+        if name is None:
+            return
+        holder = await self._workflows.find_one(
+            {"name": name, "_id": {"$ne": workflow.id}}, {"_id": 1}
+        )
+        if holder is not None:
+            raise name_taken(name, holder["_id"])
 
     @_unavailable
     async def delete_workflow(self, workflow_id: str) -> StoredWorkflow | None:
@@ -160,6 +188,7 @@ class MongoStorage(Storage):
         if doc is None:
             return None
         doc.pop("key", None)
+        doc.pop("name", None)
         doc.pop("workflowId", None)
         return StoredWorkflow.model_validate(_from_mongo(doc))
 
@@ -180,12 +209,26 @@ class MongoStorage(Storage):
 
     @_unavailable
     async def list_workflows(
-        self, *, limit: int, cursor: str | None = None
+        self, *, limit: int, cursor: str | None = None, name: str | None = None
     ) -> Page[StoredWorkflow]:
-        query = {"_id": {"$lt": cursor}} if cursor else {}
+        query: dict[str, Any] = {"_id": {"$lt": cursor}} if cursor else {}
+        if name is not None:
+            query["name"] = name
         docs = await self._workflows.find(query).sort("_id", DESCENDING).limit(limit + 1).to_list()
         items = [w for w in map(self._workflow, docs[:limit]) if w is not None]
         return Page(items, items[-1].id if len(docs) > limit else None)
+
+    @_unavailable
+    async def list_workflow_versions(
+        self, workflow_id: str, *, limit: int, before: int | None = None
+    ) -> list[StoredWorkflow]:
+        query: dict[str, Any] = {"workflowId": workflow_id}
+        if before is not None:
+            query["version"] = {"$lt": before}
+        docs = await self._versions.find(query).sort("version", DESCENDING).limit(limit).to_list()
+        for doc in docs:
+            doc["_id"] = workflow_id
+        return [w for w in map(self._workflow, docs) if w is not None]
 
     # --- the installation ---
 

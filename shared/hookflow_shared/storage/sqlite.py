@@ -11,14 +11,23 @@ from pathlib import Path
 from hookflow_shared.errors import Conflict, NotFound, StorageUnavailable
 from hookflow_shared.ids import new_id
 from hookflow_shared.models import ExecutionRecord, ExecutionStatus, StoredWorkflow, Wire
-from hookflow_shared.storage.base import Claim, ClaimState, Page, Storage, TimeRange, epoch_ms
+from hookflow_shared.storage.base import (
+    Claim,
+    ClaimState,
+    Page,
+    Storage,
+    TimeRange,
+    epoch_ms,
+    name_taken,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS workflows (
     id TEXT PRIMARY KEY,
     key TEXT NOT NULL UNIQUE,
     version INTEGER NOT NULL,
-    doc TEXT NOT NULL
+    doc TEXT NOT NULL,
+    name TEXT
 );
 CREATE TABLE IF NOT EXISTS workflow_versions (
     workflow_id TEXT NOT NULL,
@@ -65,6 +74,11 @@ _SELECT_CLAIM = (
     "SELECT workflow_id, key, execution_id, claimed_at, expires_at, state"
     " FROM idempotency_claims WHERE workflow_id = ? AND key = ?"
 )
+
+# Workflow names are unique among the workflows not deleted (the rows of `workflows`); a file
+# made before names existed gets the column (its workflows have none).
+_NAME_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS workflows_by_name ON workflows (name)"
+_NAME_HOLDER = "SELECT id FROM workflows WHERE name = ? AND id != ?"
 
 _INSERT_VERSION = "INSERT INTO workflow_versions (workflow_id, version, doc) VALUES (?, ?, ?)"
 
@@ -116,6 +130,7 @@ class SqliteStorage(Storage):
             db.executescript(_SCHEMA)
             db.executescript(_CLAIMS_SCHEMA)
             _add_filter_columns(db)
+            _add_name_column(db)
             return db
 
         loop = asyncio.get_running_loop()
@@ -151,9 +166,11 @@ class SqliteStorage(Storage):
         def insert(db: sqlite3.Connection) -> None:
             try:
                 with _transaction(db):
+                    _check_name(db, workflow)
                     db.execute(
-                        "INSERT INTO workflows (id, key, version, doc) VALUES (?, ?, ?, ?)",
-                        (workflow.id, workflow.key, workflow.version, doc),
+                        "INSERT INTO workflows (id, key, version, doc, name)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (workflow.id, workflow.key, workflow.version, doc, workflow.document.name),
                     )
                     db.execute(_INSERT_VERSION, (workflow.id, workflow.version, doc))
             except sqlite3.IntegrityError as error:
@@ -175,9 +192,10 @@ class SqliteStorage(Storage):
                     raise Conflict(
                         f"workflow {workflow.id} changed meanwhile (now version {row[0]})"
                     )
+                _check_name(db, workflow)
                 db.execute(
-                    "UPDATE workflows SET key = ?, version = ?, doc = ? WHERE id = ?",
-                    (workflow.key, workflow.version, doc, workflow.id),
+                    "UPDATE workflows SET key = ?, version = ?, doc = ?, name = ? WHERE id = ?",
+                    (workflow.key, workflow.version, doc, workflow.document.name, workflow.id),
                 )
                 db.execute(_INSERT_VERSION, (workflow.id, workflow.version, doc))
 
@@ -213,15 +231,29 @@ class SqliteStorage(Storage):
         )
 
     async def list_workflows(
-        self, *, limit: int, cursor: str | None = None
+        self, *, limit: int, cursor: str | None = None, name: str | None = None
     ) -> Page[StoredWorkflow]:
+        # `(? IS NULL OR ...)`: the name filter applies only when one is given.
         rows = await self._call(
             lambda db: db.execute(
-                "SELECT id, doc FROM workflows WHERE id < ? ORDER BY id DESC LIMIT ?",
-                (cursor or "~", limit + 1),
+                "SELECT id, doc FROM workflows WHERE id < ? AND (? IS NULL OR name = ?)"
+                " ORDER BY id DESC LIMIT ?",
+                (cursor or "~", name, name, limit + 1),
             ).fetchall()
         )
         return _page(rows, limit, StoredWorkflow.model_validate_json)
+
+    async def list_workflow_versions(
+        self, workflow_id: str, *, limit: int, before: int | None = None
+    ) -> list[StoredWorkflow]:
+        rows = await self._call(
+            lambda db: db.execute(
+                "SELECT doc FROM workflow_versions WHERE workflow_id = ? AND version < ?"
+                " ORDER BY version DESC LIMIT ?",
+                (workflow_id, before if before is not None else 2**62, limit),
+            ).fetchall()
+        )
+        return [StoredWorkflow.model_validate_json(doc) for (doc,) in rows]
 
     # --- the installation ---
 
@@ -416,6 +448,21 @@ def _claim(row: tuple[str, str, str, float, float, ClaimState]) -> Claim:
         datetime.fromtimestamp(expires_at, UTC),
         state,
     )
+
+
+def _check_name(db: sqlite3.Connection, workflow: StoredWorkflow) -> None:
+    """Conflict when another workflow holds this one's name (the unique index is the last
+    word; this names the holder)."""
+    name = workflow.document.name
+    if name is not None and (row := db.execute(_NAME_HOLDER, (name, workflow.id)).fetchone()):
+        raise name_taken(name, row[0])
+
+
+def _add_name_column(db: sqlite3.Connection) -> None:
+    with _transaction(db):
+        if "name" not in {row[1] for row in db.execute("PRAGMA table_info(workflows)")}:
+            db.execute("ALTER TABLE workflows ADD COLUMN name TEXT")
+        db.execute(_NAME_INDEX)
 
 
 class _Filtered(Wire):
