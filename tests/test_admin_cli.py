@@ -3,6 +3,7 @@ real `hookflow` entry point in a subprocess, against a running system over HTTP,
 (`hookflow run`, SQLite, the in-process bus) and distributed (config API, gateway and executor
 as separate processes on RabbitMQ)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -166,7 +167,7 @@ async def test_apply_creates_updates_and_reports_unchanged(system: Admin, tmp_pa
         write(tmp_path / "payments.yaml", workflow("payments")),
         write(tmp_path / "more.yml", [workflow("refunds", "Refunds"), workflow(title="Anon")]),
     ]
-    (tmp_path / "orders.json").write_text(yaml.safe_dump(workflow("orders", "Orders")))
+    (tmp_path / "orders.json").write_text(json.dumps(workflow("orders", "Orders")))
     created = system.json("apply", *map(str, files), str(tmp_path / "orders.json"))
     assert [(a["file"], a["action"], a["name"], a["version"]) for a in created] == [
         (str(files[0]), "created", "payments", 1),

@@ -14,7 +14,7 @@ from hookflow_cli.client import ApiError, Client
 from hookflow_cli.documents import Document, FileProblems, read_all
 from hookflow_cli.errors import CliError, ExitCode
 from hookflow_cli.options import ApiUrl, Json, Token
-from hookflow_cli.refs import find_by_name
+from hookflow_cli.refs import find_by_name, is_name
 
 type Action = Literal["created", "updated", "unchanged"]
 
@@ -82,7 +82,8 @@ def apply(
 
 def apply_one(client: Client, document: Document) -> Applied:
     name = document.body.get("name")
-    current = find_by_name(client, name) if isinstance(name, str) and name else None
+    # A malformed name is left to the config API, which says so with its field path.
+    current = find_by_name(client, name) if isinstance(name, str) and is_name(name) else None
     if current is None:
         created = client.call("POST", "/api/workflows", json=document.body)
         return Applied(document, "created", created)
