@@ -89,7 +89,7 @@ class Client:
         said = said or str(body)[:200] or f"HTTP {status}"
         if status == 401:
             raise ApiError(
-                f"the config API at {self.api_url} refused the admin token ({said}): set "
+                f"the config API at {self.api_url} refused the admin token: set "
                 "HOOKFLOW_ADMIN_TOKEN (or pass --token) to the token it was started with",
                 status,
                 body,

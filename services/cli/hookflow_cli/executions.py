@@ -46,6 +46,7 @@ def list_executions(
     """Executions, newest first."""
     with Client(api_url, token) as client:
         items = client.pages("/api/executions", _filters(client, workflow, status), limit)
+        names = {} if json or workflow else _names(client)
     if json:
         output.json_out(items)
         return
@@ -54,7 +55,7 @@ def list_executions(
         (
             [
                 e["id"],
-                e["workflowId"],
+                None if workflow else names.get(e["workflowId"], e["workflowId"]),
                 e["version"],
                 e["status"],
                 e["receivedAt"],
@@ -63,7 +64,13 @@ def list_executions(
             ]
             for e in items
         ),
+        optional=("workflow", "replay of", "error"),
     )
+
+
+def _names(client: Client) -> dict[str, str]:
+    """Workflow id -> name, for the workflows that have one (shorter than ids in a table)."""
+    return {w["id"]: w["name"] for w in client.pages("/api/workflows", {}) if w.get("name")}
 
 
 @app.command(epilog=ADMIN_HELP)
@@ -150,6 +157,7 @@ def replay(
         output.table(
             ("execution", "replayed as", "error"),
             ([r["execution"], r.get("id"), r.get("error")] for r in results),
+            optional=("error",),
         )
         output.say(
             f"{len(results) - len(failed)} of {len(results)} replayed, {len(failed)} failed."

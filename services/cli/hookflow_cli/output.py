@@ -23,8 +23,8 @@ stdout = Console(
 )
 stderr = Console(stderr=True, highlight=False)
 
-WHOLE = {"id", "workflow", "execution", "replayed as", "replay of", "path"}
-"""Columns never cut or wrapped (ids are copied from them); the others wrap to fit."""
+WHOLE = {"id", "execution", "path"}
+"""Columns never wrapped (the ids a reader copies); the others fold to fit the terminal."""
 
 INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 """A time as the config API writes it; shown to the second (--json keeps it whole)."""
@@ -54,8 +54,22 @@ def cell(value: Any) -> str:
 
 
 def table(
-    columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    title: str | None = None,
+    optional: Sequence[str] = (),
 ) -> None:
+    """A table; the `optional` columns only when some row has a value in them (a terminal is
+    narrow, and ids are never cut)."""
+    rows = [list(row) for row in rows]
+    shown = [
+        index
+        for index, column in enumerate(columns)
+        if column not in optional or any(row[index] is not None for row in rows)
+    ]
+    columns = [columns[index] for index in shown]
+    rows = [[row[index] for index in shown] for row in rows]
     grid = Table(title=title, title_justify="left")
     for column in columns:
         whole = column in WHOLE
@@ -63,7 +77,7 @@ def table(
             column,
             no_wrap=whole,
             overflow="fold",
-            min_width=32 if column in WHOLE - {"path"} else None,
+            min_width=32 if whole and column != "path" else None,
         )
     for row in rows:
         grid.add_row(*(escape(cell(value)) for value in row))
