@@ -255,7 +255,8 @@ async def test_disable_enable_and_delete(system: Admin, tmp_path: Path) -> None:
 
 
 async def test_executions_list_show_and_replay(system: Admin, tmp_path: Path) -> None:
-    pay, other = system.json("apply", str(write(tmp_path / "w.yaml", [workflow(), workflow()])))
+    documents = [workflow("pay"), workflow()]
+    pay, other = system.json("apply", str(write(tmp_path / "w.yaml", documents)))
     url, other_url = pay["webhookUrl"], other["webhookUrl"]
     assert await post(url, {"status": "paid", "order": {"id": "A1"}}) == 200
     for order in ("B1", "B2"):
@@ -284,7 +285,7 @@ async def test_executions_list_show_and_replay(system: Admin, tmp_path: Path) ->
     replayed = system.json("executions", "show", again[0]["id"])
     assert replayed["replayOf"] == succeeded["id"]
 
-    bulk = system.run("executions", "replay", "--workflow", pay["id"], "--status", "failed")
+    bulk = system.run("executions", "replay", "--workflow", "pay", "--status", "failed")
     assert bulk.code == 0, bulk.stderr
     assert "replaying" in bulk.stderr and "2/2" in bulk.stderr
     assert "2 of 2 replayed, 0 failed." in bulk.stdout

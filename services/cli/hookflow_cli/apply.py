@@ -57,8 +57,8 @@ def apply(
             try:
                 applied.append(apply_one(client, document))
             except ApiError as error:
-                if error.code != ExitCode.INVALID:
-                    raise
+                if error.code != ExitCode.INVALID and error.status != 409:
+                    raise  # not about this document (token, reachability...)
                 problems += _rejected(document, error)
     if json:
         output.json_out([a.summary() for a in applied])

@@ -48,11 +48,18 @@ class Client:
                 "token (`hookflow run` prints it and keeps it in its data dir's admin-token file)",
                 ExitCode.AUTH,
             )
-        self._http = httpx.Client(
-            base_url=self.api_url,
-            headers={"Authorization": f"Bearer {secret}"},
-            timeout=timeout,
-        )
+        try:
+            self._http = httpx.Client(
+                base_url=self.api_url,
+                headers={"Authorization": f"Bearer {secret}"},
+                timeout=timeout,
+            )
+        except httpx.InvalidURL as error:
+            raise CliError(
+                f"{self.api_url!r} is not a URL ({error}): set HOOKFLOW_API_URL (or pass "
+                "--api-url) to the config API's, such as http://127.0.0.1:8081",
+                ExitCode.UNREACHABLE,
+            ) from None
 
     def close(self) -> None:
         self._http.close()
@@ -70,7 +77,7 @@ class Client:
         try:
             query = {k: v for k, v in (params or {}).items() if v is not None}
             response = self._http.request(method, path, json=json, params=query)
-        except httpx.TransportError as error:
+        except (httpx.TransportError, httpx.InvalidURL) as error:
             raise CliError(
                 f"cannot reach the config API at {self.api_url} ({type(error).__name__}: "
                 f"{error or 'no answer'}): is it running? set HOOKFLOW_API_URL (or pass "

@@ -11,6 +11,7 @@ from hookflow_cli.client import ApiError, Client
 from hookflow_cli.errors import CliError, ExitCode
 from hookflow_cli.options import ADMIN_HELP, ApiUrl, Json, Token
 from hookflow_cli.refs import resolve
+from hookflow_shared.ids import is_id
 
 app = typer.Typer(name="executions", help="List, show and replay executions.", no_args_is_help=True)
 
@@ -30,8 +31,10 @@ STATUSES = ("succeeded", "failed")
 def _filters(client: Client, workflow: str | None, status: str | None) -> dict[str, Any]:
     if status is not None and status not in STATUSES:
         raise typer.BadParameter(f"must be {' or '.join(STATUSES)}", param_hint="--status")
-    workflow_id = resolve(client, workflow)["id"] if workflow is not None else None
-    return {"workflow": workflow_id, "status": status}
+    # An id is taken as it is: a deleted workflow's executions are still listed.
+    if workflow is None or is_id(workflow):
+        return {"workflow": workflow, "status": status}
+    return {"workflow": resolve(client, workflow)["id"], "status": status}
 
 
 @app.command("list", epilog=ADMIN_HELP)
