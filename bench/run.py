@@ -86,7 +86,9 @@ import aiohttp
 # root, the parent of bench/.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, SCENARIOS, BenchError
+from bench import nodered, storage
+from bench.backlog import run_backlog
+from bench.common import ROOT, Backlog, BenchError, select
 from bench.correctness import check_storage
 from bench.cpu import find_broker_pids
 from bench.machine import machine_info
@@ -106,6 +108,24 @@ from bench.workflows import set_up_workflows
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
+def start_nodered(args: argparse.Namespace, procs: Processes, state: dict[str, Any]) -> None:
+    """Node-RED, when a scenario measures it: installed once, started on a port of its own;
+    without node or npm the scenario is skipped, with the reason printed and in the JSON."""
+    if not any(s.name == "nodered-50" for s in args.scenarios):
+        return
+    reason = nodered.missing_reason()
+    if reason is not None:
+        print(f"bench: skipping nodered-50: {reason}", flush=True)
+        state["skipped"]["nodered-50"] = reason
+        args.scenarios = [s for s in args.scenarios if s.name != "nodered-50"]
+        return
+    script = nodered.ensure_installed(nodered.install_dir())
+    port = free_port()
+    argv = nodered.command(script, state["data_dir"] / "node-red", port)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKFLOW_")}
+    procs.start("nodered", argv, env, port)
+
+
 def start_services(args: argparse.Namespace, procs: Processes, state: dict[str, Any]) -> None:
     ports = {name: free_port() for name in ("gateway", "config-api", "executor", "bare")}
     env = service_env(
@@ -117,11 +137,13 @@ def start_services(args: argparse.Namespace, procs: Processes, state: dict[str, 
         lift_rate_limit=not args.keep_rate_limit,
     )
     print(
-        f"bench: namespace {state['namespace']}, data in {state['data_dir']}, "
-        f"{args.rounds} round(s) of {args.duration:g} s after {args.warmup:g} s warm-ups",
+        f"bench: namespace {state['namespace']}, data in {state['data_dir']}, storage "
+        f"{state['storage_kind']}, {args.rounds} round(s) of {args.duration:g} s after "
+        f"{args.warmup:g} s warm-ups; scenarios {', '.join(s.name for s in args.scenarios)}",
         flush=True,
     )
     procs.start_all(env, ports)
+    start_nodered(args, procs, state)
 
 
 async def run_rounds(b: Bench, rounds: list[dict[str, Any]]) -> None:
@@ -132,8 +154,11 @@ async def run_rounds(b: Bench, rounds: list[dict[str, Any]]) -> None:
         figures: dict[str, dict[str, Any]] = {}
         this_round: dict[str, Any] = {"round": number, "scenarios": figures}
         rounds.append(this_round)
-        for scenario in SCENARIOS:
-            figures[scenario.name] = await run_scenario(b, scenario, label)
+        for scenario in b.args.scenarios:
+            if isinstance(scenario, Backlog):
+                figures[scenario.name] = await run_backlog(b, scenario, label)
+            else:
+                figures[scenario.name] = await run_scenario(b, scenario, label)
             this_round["ratios"] = round_ratios(figures)
         print(
             f"{label} ratios: "
@@ -201,9 +226,11 @@ def clean_up(
     """Stop the services, delete the namespace, write the results, say what went wrong."""
     print("bench: stopping the services", flush=True)
     procs.stop_all()
+    state["memory"] = procs.peak_mb
     state["logs"] = log_summary(procs)
     if procs.services:
         remove_namespace(state)
+        drop_database(state)
     if status != 2:
         path = write_results(state, args, status)
         print(f"\nResults: {path.relative_to(ROOT)} (and bench/results/latest.json)")
@@ -213,6 +240,16 @@ def clean_up(
         print(f"bench: data and logs kept in {state['data_dir']}")
     else:
         shutil.rmtree(state["data_dir"], ignore_errors=True)
+
+
+def drop_database(state: dict[str, Any]) -> None:
+    try:
+        done = storage.drop_database(state["namespace"])
+    except Exception as error:
+        print(f"bench: could not drop the run's MongoDB database: {error!r}", file=sys.stderr)
+    else:
+        if done:
+            print(f"bench: {done}")
 
 
 @contextlib.contextmanager
@@ -241,13 +278,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="keep the gateway's default per-trigger rate limit (lifted by default)",
     )
+    parser.add_argument(
+        "--only",
+        metavar="SCENARIO[,SCENARIO]",
+        help="run these scenarios only (bare-50 is added when one is compared with it): "
+        + ", ".join(s.name for s in select(None)),
+    )
+    parser.add_argument(
+        "--backlog", type=int, help="runs queued by the backlog scenarios (default 20,000)"
+    )
     args = parser.parse_args(argv)
+    try:
+        args.scenarios = select(args.only)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.backlog is None:
+        args.backlog = 2_000 if args.quick else 20_000
     if args.rounds is None:
         args.rounds = 1 if args.quick else 3
     if args.duration is None:
         args.duration = 3.0 if args.quick else 10.0
-    if args.rounds < 1 or args.duration <= 0 or args.warmup <= 0:
-        parser.error("--rounds, --duration and --warmup must be positive")
+    if args.rounds < 1 or args.duration <= 0 or args.warmup <= 0 or args.backlog < 1:
+        parser.error("--rounds, --duration, --warmup and --backlog must be positive")
     return args
 
 
@@ -259,6 +311,8 @@ def new_state() -> dict[str, Any]:
         "namespace": f"bench-{secrets.token_hex(4)}",
         "token": secrets.token_urlsafe(24),
         "data_dir": Path(tempfile.mkdtemp(prefix="hookflow-bench-")),
+        "storage_kind": storage.describe(),
+        "skipped": {},
         "rounds": [],
     }
 
