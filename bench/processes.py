@@ -145,6 +145,7 @@ class Processes:
         running = [s for s in self.services.values() if s.alive()]
         for service in running:
             with contextlib.suppress(ProcessLookupError):
+                service.proc.send_signal(signal.SIGCONT)  # an executor frozen by a backlog
                 service.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE
         for service in running:

@@ -227,8 +227,9 @@ def print_memory(memory: dict[str, float]) -> None:
 def print_table(
     medians: dict[str, Any], ratios: dict[str, Any], rounds: int, memory: dict[str, float]
 ) -> None:
-    print_throughput(medians, ratios, rounds)
-    print_costs(medians)
+    if any("conns" in m for m in medians.values()):
+        print_throughput(medians, ratios, rounds)
+        print_costs(medians)
     print_backlogs(medians)
     print_memory(memory)
     print("\nReference figures, same kind of machine (bench/report.py REFERENCE):")

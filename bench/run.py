@@ -13,14 +13,26 @@ the same run.
 wrk (2 threads, `--latency`, bench/post.lua) POSTs a payment callback (bench/common.py PAYLOAD):
 
     bare-50    the bare handler, 50 connections
+    nodered-50 Node-RED (bench/nodered.py), a flow doing what the sync example does, in memory:
+               the peer, measured next to the bare handler (skipped, with the reason printed,
+               without node and npm; installed from npm into ~/.cache/hookflow-bench once)
     async-50   examples/payment-callback.json, the README's payment workflow, without its Basic
                auth (async: answered once the broker confirmed the run)
+    async-200  the same, 200 connections (the issue's target: p99 under 50 ms)
     async-1    the same, one connection (each request waits for the broker's confirm)
     idem-50    the same with `trigger.idempotency` by header, every request a new key: each
                claims its key in the store before it is queued
     sync-50    examples/payment-callback-sync.json, the README's "Payment callback (sync)": the
                caller waits for the workflow's answer
     sync-1     the same, one connection
+
+and two scenarios without wrk (bench/backlog.py): with the executor stopped, `--backlog` runs
+(20,000) are POSTed to the async workflow through the gateway, then one executor (backlog-1) or
+two (backlog-2) start and drain the queue: runs per second and CPU per run.
+
+`--only SCENARIO[,SCENARIO]` runs some of them (bare-50 comes along when a chosen one is
+compared with it). With HOOKFLOW_MONGODB_URL set the services keep their data in that MongoDB
+(a database of the run's own, dropped at the end) instead of SQLite.
 
 Each measured run (10 s; `--quick`: 3 s and one round) follows a 3 s warm-up whose figures are
 discarded. `--rounds N` (default 3) runs the whole set N times, interleaved, and the figures
@@ -50,17 +62,23 @@ How to read it
   load ended, to record the last run; "exec runs/s" its recording rate from the start of the
   run to the last record.
 
-Results: a table on stdout, and everything (each round's raw figures and wrk output, the
-medians, the machine) in bench/results/bench-<UTC timestamp>.json and bench/results/latest.json.
+- Memory: the peak RSS (VmHWM, /proc/<pid>/status) of each process started, read before it
+  stops, against the targets (gateway under 150 MB, executor under 200 MB).
+
+Results: tables on stdout, and everything (each round's raw figures and wrk output, the
+medians, the ratios, the memory, the machine) in bench/results/bench-<UTC timestamp>.json and
+bench/results/latest.json, with a chart of it (bench/chart.py) in the .png beside each.
 Exit status: 0 all good, 1 lost or extra runs or an error, 2 wrk or RabbitMQ missing.
 
 The code
 --------
 This file parses the arguments and runs the rounds; its neighbours in bench/ do the rest:
 processes.py (the services' start, stop and logs), workflows.py (the two example workflows and
-their set-up), loadgen.py (wrk and its output), cpu.py (CPU from /proc), scenarios.py (one
-measured run), correctness.py (runs recorded against 2xx answers), report.py (the tables and
-the JSON), machine.py (the machine in the JSON), session.py and common.py (what they share).
+their set-up), loadgen.py (wrk and its output), cpu.py (CPU from /proc), memory.py (peak RSS),
+scenarios.py (one measured wrk run), backlog.py (the backlog drains), nodered.py (the peer),
+storage.py (SQLite or MongoDB), correctness.py (runs recorded against 2xx answers), report.py
+(the tables and the JSON), chart.py (the PNG), machine.py (the machine in the JSON), session.py
+and common.py (what they share).
 """
 
 from __future__ import annotations
@@ -160,11 +178,9 @@ async def run_rounds(b: Bench, rounds: list[dict[str, Any]]) -> None:
             else:
                 figures[scenario.name] = await run_scenario(b, scenario, label)
             this_round["ratios"] = round_ratios(figures)
-        print(
-            f"{label} ratios: "
-            + ", ".join(f"{k} {v:.2f}" for k, v in this_round["ratios"].items() if v is not None),
-            flush=True,
-        )
+        measured = [f"{k} {v:.2f}" for k, v in this_round["ratios"].items() if v is not None]
+        if measured:
+            print(f"{label} ratios: " + ", ".join(measured), flush=True)
 
 
 async def bench(args: argparse.Namespace, wrk: str, procs: Processes, state: dict[str, Any]) -> int:
