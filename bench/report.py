@@ -27,9 +27,9 @@ REFERENCE = {
 }
 """Figures of peer systems measured once on a machine of the same kind (2 cores, Debian 12,
 loopback, RabbitMQ 3.10.8, wrk 4.1.0 with 2 threads, 10 s after a 3 s warm-up, this payload),
-by the study that chose Hookflow's targets; printed under the tables. Compare ratios to a bare aiohttp handler measured in the same
-run, not absolute rates: hosts differ by ±20 %. Node-RED is no longer quoted: the `nodered-50`
-scenario measures it in every run."""
+by the study that chose Hookflow's targets; printed under the tables. Compare ratios to a bare
+aiohttp handler measured in the same run, not absolute rates: hosts differ by ±20 %. Node-RED
+is no longer quoted: the `nodered-50` scenario measures it in every run."""
 
 MEDIAN_KEYS = (
     "rps",
