@@ -183,8 +183,8 @@ def write_user_dir(user_dir: Path) -> Path:
 
 
 def command(script: Path, user_dir: Path, port: int) -> list[str]:
-    """How to start it: node itself, so that the pid whose CPU and memory the benchmark reads
-    is Node-RED's."""
+    """Write the user folder (write_user_dir) and say how to start it: node itself, so that
+    the pid whose CPU and memory the benchmark reads is Node-RED's."""
     node = shutil.which("node") or "node"
     settings = write_user_dir(user_dir)
     return [

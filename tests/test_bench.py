@@ -19,8 +19,9 @@ from bench import nodered, storage
 from bench.chart import draw_chart
 from bench.common import BASELINE, SCENARIO_NAMES, select
 from bench.memory import describe, parse_vmhwm, peak_rss_mb
+from bench.processes import Processes
 from bench.report import round_ratios, summarise
-from bench.run import parse_args
+from bench.run import parse_args, start_nodered
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -267,3 +268,17 @@ def test_mongodb_url_gives_the_run_a_database_and_drops_it(
 def test_storage_description_names_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(storage.MONGODB_URL, "mongodb://bench:s3cret-pw@db.example:27017/?tls=true")
     assert storage.describe() == "mongodb on db.example"
+
+
+def test_nodered_is_skipped_with_its_reason_without_node(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither node nor npm on it
+    assert nodered.missing_reason() == "node and npm not installed (Node-RED runs on Node.js)"
+    args = parse_args(["--only", "nodered-50"])
+    state: dict[str, Any] = {"skipped": {}, "data_dir": tmp_path}
+    procs = Processes(tmp_path)
+    start_nodered(args, procs, state)
+    assert [s.name for s in args.scenarios] == [BASELINE]
+    assert state["skipped"] == {"nodered-50": nodered.missing_reason()}
+    assert procs.services == {}
