@@ -304,7 +304,7 @@ class Installation:
         for gateway in self.gateways:
             if not gateway.running:
                 continue
-            while (await gateway.health()).get("triggers", 0) < self._enabled_workflows:
+            while (await gateway.health())["triggers"]["count"] < self._enabled_workflows:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"{gateway.name} did not load the triggers")
                 await asyncio.sleep(0.05)
