@@ -3,6 +3,8 @@ given. Each service keeps its own instruments (a small metrics module of its own
 registry, never on the library's global one: `hookflow run` hands the three services one
 registry (each port shows all of it), and a test reads the registry of the app it made."""
 
+from typing import Protocol, Self
+
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -13,6 +15,25 @@ escaping)."""
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 """Seconds: from a webhook answered in a millisecond to a sync run near its 30 s default."""
+
+
+class _Metric(Protocol):
+    def labels(self, *values: str) -> Self: ...
+
+
+class Children[M: _Metric]:
+    """A labelled metric's children, each made once: `labels()` takes a lock and builds its key
+    on every call, and the hot paths count with a few label values over and over."""
+
+    def __init__(self, metric: M) -> None:
+        self._metric = metric
+        self._made: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *values: str) -> M:
+        child = self._made.get(values)
+        if child is None:
+            child = self._made[values] = self._metric.labels(*values)
+        return child
 
 
 def use_metrics(app: web.Application, registry: CollectorRegistry | None) -> CollectorRegistry:

@@ -10,6 +10,8 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, Counter
 
+from hookflow_shared.metrics import Children
+
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -17,13 +19,14 @@ type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class ApiMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self._requests = Counter(
-            "hookflow_api_requests",
-            "Config API requests by route pattern, method and status code.",
-            ["route", "method", "status"],
-            registry=registry,
+        self._requests = Children(
+            Counter(
+                "hookflow_api_requests",
+                "Config API requests by route pattern, method and status code.",
+                ["route", "method", "status"],
+                registry=registry,
+            )
         )
-        self._children: dict[tuple[str, str, int], Counter] = {}
 
     def middleware(self) -> Middleware:
         """The outermost middleware: it sees the status every other one settled on."""
@@ -47,8 +50,4 @@ class ApiMetrics:
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
         method = request.method if request.method in METHODS else "other"
-        key = (route, method, status)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = self._requests.labels(route, method, str(status))
-        child.inc()
+        self._requests(route, method, str(status)).inc()

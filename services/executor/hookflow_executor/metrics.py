@@ -8,17 +8,19 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from hookflow_shared.metrics import LATENCY_BUCKETS
+from hookflow_shared.metrics import LATENCY_BUCKETS, Children
 from hookflow_shared.models import ExecutionRecord
 
 
 class ExecutorMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self._executions = Counter(
-            "hookflow_executions",
-            "Executions recorded, by workflow and status.",
-            ["workflow", "status"],
-            registry=registry,
+        self._executions = Children(
+            Counter(
+                "hookflow_executions",
+                "Executions recorded, by workflow and status.",
+                ["workflow", "status"],
+                registry=registry,
+            )
         )
         self._duration = Histogram(
             "hookflow_execution_duration_seconds",
@@ -26,12 +28,14 @@ class ExecutorMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
-        self._nodes = Histogram(
-            "hookflow_node_duration_seconds",
-            "Seconds one node ran, by node type.",
-            ["type"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+        self._nodes = Children(
+            Histogram(
+                "hookflow_node_duration_seconds",
+                "Seconds one node ran, by node type.",
+                ["type"],
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            )
         )
         self.in_flight = Gauge(
             "hookflow_runs_in_flight",
@@ -65,22 +69,13 @@ class ExecutorMetrics:
             "1 while the store answers this executor, 0 while its calls are failing.",
             registry=registry,
         )
-        self._by_execution: dict[tuple[str, str], Counter] = {}
-        self._by_type: dict[str, Histogram] = {}
 
     def watch_storage(self, answering: Callable[[], bool]) -> None:
         self._storage_up.set_function(lambda: 1.0 if answering() else 0.0)
 
     def recorded(self, record: ExecutionRecord) -> None:
         """An execution recorded: its count, its duration, its nodes' durations."""
-        key = (record.workflow_id, record.status)
-        child = self._by_execution.get(key)
-        if child is None:
-            child = self._by_execution[key] = self._executions.labels(*key)
-        child.inc()
+        self._executions(record.workflow_id, record.status).inc()
         self._duration.observe((record.finished_at - record.started_at).total_seconds())
         for node in record.nodes:
-            histogram = self._by_type.get(node.type)
-            if histogram is None:
-                histogram = self._by_type[node.type] = self._nodes.labels(node.type)
-            histogram.observe((node.finished_at - node.started_at).total_seconds())
+            self._nodes(node.type).observe((node.finished_at - node.started_at).total_seconds())

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from hookflow_shared.metrics import LATENCY_BUCKETS
+from hookflow_shared.metrics import LATENCY_BUCKETS, Children
 
 OUTCOMES = (
     "accepted",
@@ -34,11 +34,13 @@ MODES = ("async", "sync", "unknown")
 
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self._webhooks = Counter(
-            "hookflow_webhooks",
-            "Webhooks by workflow, outcome (accepted, repeated, or why refused) and mode.",
-            ["workflow", "outcome", "mode"],
-            registry=registry,
+        self._webhooks = Children(
+            Counter(
+                "hookflow_webhooks",
+                "Webhooks by workflow, outcome (accepted, repeated, or why refused) and mode.",
+                ["workflow", "outcome", "mode"],
+                registry=registry,
+            )
         )
         durations = Histogram(
             "hookflow_webhook_duration_seconds",
@@ -71,7 +73,6 @@ class GatewayMetrics:
             "(+Inf before its first load).",
             registry=registry,
         )
-        self._children: dict[tuple[str, str, str], Counter] = {}
 
     def watch_triggers(
         self, count: Callable[[], int], heard_at: Callable[[], float | None]
@@ -87,12 +88,8 @@ class GatewayMetrics:
         self._age.set_function(age)
 
     def webhook(self, workflow: str, outcome: str, mode: str, seconds: float) -> None:
-        """Count one answered webhook. The label children are made once per combination."""
-        key = (workflow, outcome, mode)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = self._webhooks.labels(*key)
-        child.inc()
+        """Count one answered webhook."""
+        self._webhooks(workflow, outcome, mode).inc()
         self._durations[mode].observe(seconds)
 
     def published(self, runs: int, seconds: float) -> None:
