@@ -76,7 +76,7 @@ async def wait_for_triggers(b: Bench, count: int) -> None:
     deadline = time.monotonic() + HEALTH_TIMEOUT
     while True:
         health = await b.wait_healthy(b.svc("gateway"))
-        if int(health.get("triggers", 0)) >= count:
+        if int(health.get("triggers", {}).get("count", 0)) >= count:
             return
         if time.monotonic() > deadline:
             raise BenchError(f"the gateway never knew both workflows: {health}")

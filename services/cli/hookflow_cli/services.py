@@ -62,20 +62,30 @@ async def _run_all() -> None:
 async def _serve_all(
     settings: RunSettings, storage: "Storage", broker: "Broker", generated_token: str | None
 ) -> None:
+    from prometheus_client import CollectorRegistry
+
     from hookflow_config_api.app import create_app as config_api_app
     from hookflow_executor.app import create_app as executor_app
     from hookflow_gateway.app import create_app as gateway_app
-    from hookflow_shared.serve import serve
+    from hookflow_shared.serve import announce, serve
 
+    registry = CollectorRegistry()  # one for the three: each port's /metrics shows all of it
+    services = (
+        ("config-api", config_api_app, settings.config_api_port),
+        ("executor", executor_app, settings.executor_port),
+        ("gateway", gateway_app, settings.gateway_port),
+    )
     apps = [
-        (factory(settings, storage=storage, broker=broker), settings.bind, port)
-        for factory, port in (
-            (config_api_app, settings.config_api_port),
-            (executor_app, settings.executor_port),
-            (gateway_app, settings.gateway_port),
-        )
+        (factory(settings, storage=storage, broker=broker, registry=registry), settings.bind, port)
+        for _, factory, port in services
     ]
-    await serve(apps, ready=lambda: print(_banner(settings, generated_token), flush=True))
+    logged = announce(settings, *((name, port) for name, _, port in services))
+
+    def ready() -> None:
+        logged()
+        print(_banner(settings, generated_token), flush=True)
+
+    await serve(apps, ready=ready)
 
 
 def _banner(settings: RunSettings, generated_token: str | None) -> str:
