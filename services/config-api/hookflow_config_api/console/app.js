@@ -41,6 +41,7 @@ function signIn(message) {
         ? "That token was refused by the config API." : failure.message;
       return;
     }
+    notice = "";
     location.hash = "#/workflows";
     route();
   });
@@ -50,9 +51,9 @@ function signIn(message) {
 
 function signOut() {
   token.clear();
-  notice = "";
-  location.hash = "";
-  signIn("Signed out.");
+  notice = "Signed out.";
+  history.replaceState(null, "", location.pathname);
+  signIn(notice);
 }
 
 async function route() {

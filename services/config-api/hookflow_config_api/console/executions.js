@@ -85,7 +85,7 @@ export async function executionView(id) {
         h("button", { type: "button", id: "replay", onclick: replay("current") }, "Replay on the current version"),
         h("button", { type: "button", class: "quiet", onclick: replay("original") }, `Replay on version ${record.version}`))),
     error,
-    h("dl", { class: "meta" },
+    h("dl", { class: "meta", id: "summary" },
       item("Workflow", h("a", { href: `#/workflows/${record.workflowId}` }, names.get(record.workflowId) || record.workflowId)),
       item("Version", record.version),
       item("Execution", h("code", {}, record.id)),
