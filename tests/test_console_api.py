@@ -75,7 +75,9 @@ async def test_a_capture_samples_a_webhook_without_its_credentials(system: Syste
     headers = {"Authorization": BASIC, "Cookie": "session=abc", "X-Request-Id": "demo-1"}
 
     # Not listening: nothing is kept.
-    response, before = await system.post(url + "?order=A1", json={"status": "paid"}, headers=headers)
+    response, before = await system.post(
+        url + "?order=A1", json={"status": "paid"}, headers=headers
+    )
     assert response.status == 200
     status, window = await system.api("POST", path, {"seconds": 60, "limit": 2})
     assert status == 201, window

@@ -153,9 +153,11 @@ async def test_the_parse_helper_turns_picked_paths_into_variables(
     await page.click("#parse-url")
     picker = page.locator("#parsed table[data-part=query]")
     await picker.locator("input[data-key='order.id']").check()
-    await picker.locator("tr", has=page.locator("input[data-key='order.id']")).locator(
-        ".alias"
-    ).fill("Order ID")
+    await (
+        picker.locator("tr", has=page.locator("input[data-key='order.id']"))
+        .locator(".alias")
+        .fill("Order ID")
+    )
     await page.click("#parsed .use-paths")
     await page.fill("#parse-sample", '{"status": "paid", "amount": 12.5, "items": [{"sku": "X"}]}')
     await page.click("#parse-body")
@@ -222,7 +224,10 @@ def three_nodes() -> dict[str, Any]:
                         {
                             "key": "answer",
                             "type": "response",
-                            "config": {"statusCode": 201, "body": {"total": "{{$jobsMapByNodeKey.total}}"}},
+                            "config": {
+                                "statusCode": 201,
+                                "body": {"total": "{{$jobsMapByNodeKey.total}}"},
+                            },
                         }
                     ]
                 },

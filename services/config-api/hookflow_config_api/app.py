@@ -142,7 +142,8 @@ async def list_workflows(request: web.Request) -> web.Response:
     page = await storage.list_workflows(limit=paging.limit, cursor=paging.cursor)
     latest = await asyncio.gather(*(_last_execution(storage, w.id) for w in page.items))
     items = [
-        {**workflows.present(w), "lastExecution": last} for w, last in zip(page.items, latest, strict=True)
+        {**workflows.present(w), "lastExecution": last}
+        for w, last in zip(page.items, latest, strict=True)
     ]
     return json_response({"items": items, "nextCursor": page.next_cursor})
 

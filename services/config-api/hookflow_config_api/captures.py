@@ -77,9 +77,7 @@ class Captures:
             capture_id = window.capture_id
         current = window if window is not None and window.capture_id == capture_id else None
         limit = current.limit if current is not None else 20
-        items = await self._storage.list_captured(
-            workflow_id, capture_id, now=moment, limit=limit
-        )
+        items = await self._storage.list_captured(workflow_id, capture_id, now=moment, limit=limit)
         return {
             "active": current is not None and len(items) < current.limit,
             "captureId": capture_id,

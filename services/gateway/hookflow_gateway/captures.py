@@ -20,7 +20,7 @@ from multidict import CIMultiDictProxy
 
 from hookflow_gateway.triggers import Trigger
 from hookflow_shared.ids import new_id
-from hookflow_shared.models import CaptureEvent, CapturedRequest, now
+from hookflow_shared.models import CapturedRequest, CaptureEvent, now
 from hookflow_shared.storage import CaptureWindow, Storage
 
 log = structlog.get_logger("hookflow.gateway")

@@ -77,7 +77,9 @@ class MongoStorage(Storage):
         await self._workflows.create_index([("key", ASCENDING)], unique=True, name="key_unique")
         # The console's captures expire by themselves (TTL indexes); reads filter by time too,
         # as MongoDB removes expired documents only once a minute.
-        await self._windows.create_index([("until", ASCENDING)], expireAfterSeconds=0, name="expiry")
+        await self._windows.create_index(
+            [("until", ASCENDING)], expireAfterSeconds=0, name="expiry"
+        )
         await self._captured.create_index(
             [("expiresAt", ASCENDING)], expireAfterSeconds=0, name="expiry"
         )

@@ -60,7 +60,7 @@ function row(workflow, status) {
          h("small", { class: "muted" }, when(last.startedAt))]
       : badge(null)),
     h("td", { class: "url" }, h("code", {}, workflow.webhookUrl), copyButton(workflow.webhookUrl)),
-    h("td", { class: "actions" },
-      h("a", { href: `#/executions?workflow=${workflow.id}` }, "Executions"), remove),
+    h("td", {}, h("div", { class: "actions" },
+      h("a", { href: `#/executions?workflow=${workflow.id}` }, "Executions"), remove)),
   );
 }
