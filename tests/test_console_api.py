@@ -183,3 +183,25 @@ async def test_a_capture_hears_every_gateway(
 
 async def _gateways_known(system: System, count: int) -> bool:
     return len(system.runners["config"].app[WORKFLOWS]._propagation.gateways()) == count
+
+
+async def test_a_gateway_started_while_an_admin_listens_listens_too(
+    rabbit_system: System, rabbitmq: str, data_dir: Path, namespace: str
+) -> None:
+    system = rabbit_system
+    workflow = await system.create(payment_workflow(title="late gateway"))
+    path = f"/api/workflows/{workflow['id']}/captures"
+    _, window = await system.api("POST", path, {})
+    settings = settings_for(
+        broker_url=rabbitmq, mongodb=None, data_dir=data_dir, namespace=namespace
+    )
+    async with second_gateway(settings) as late:
+        url = f"{late}/api/webhook:trigger/{workflow['trigger']['key']}"
+        assert (await system.post(url, json={"late": True}))[0].status == 200
+
+        async def sampled() -> list[Any] | None:
+            _, answer = await system.api("GET", f"{path}?capture={window['captureId']}")
+            return answer["items"] or None
+
+        (sample,) = await wait_for(sampled)
+        assert sample["body"] == {"late": True}

@@ -217,9 +217,13 @@ async def test_ping(storage: Storage) -> None:
     assert await storage.ping()
 
 
-def captured(workflow_id: str, capture_id: str, body: object) -> CapturedRequest:
+def captured(
+    workflow_id: str, capture_id: str, body: object, at: timedelta = timedelta()
+) -> CapturedRequest:
+    """A sample received `at` after the test started (ids order samples by the millisecond
+    they came in; two made in the same one have no order)."""
     return CapturedRequest(
-        id=new_id(),
+        id=id_at(now() + at),
         workflow_id=workflow_id,
         capture_id=capture_id,
         received_at=now(),
@@ -255,7 +259,7 @@ async def test_captured_requests_are_listed_per_window_oldest_first_until_they_e
 ) -> None:
     workflow_id, capture_id = new_id(), new_id()
     first = captured(workflow_id, capture_id, {"order": {"id": "A1"}, "items": [1, 2]})
-    second = captured(workflow_id, capture_id, "plain text")
+    second = captured(workflow_id, capture_id, "plain text", at=SECOND)
     other_window = captured(workflow_id, new_id(), None)
     moment = now()
     await storage.save_captured(first, moment + timedelta(hours=1))

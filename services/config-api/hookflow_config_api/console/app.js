@@ -27,7 +27,8 @@ function signIn(message) {
   const form = h("form", { class: "card sign-in", id: "sign-in" },
     h("h1", {}, "Sign in"),
     h("p", { class: "muted" },
-      "The admin token: the one `hookflow run` prints, or HOOKFLOW_ADMIN_TOKEN. ",
+      "The admin token: the one ", h("code", {}, "hookflow run"), " prints, or ",
+      h("code", {}, "HOOKFLOW_ADMIN_TOKEN"), ". ",
       "It is kept for this browser tab's session only."),
     input, error,
     h("button", { type: "submit" }, "Sign in"));
