@@ -8,6 +8,7 @@ under CI=true, where they fail.
 """
 
 import base64
+import json
 import os
 import shutil
 import tempfile
@@ -265,3 +266,46 @@ async def test_an_execution_read_node_by_node_and_replayed(
     await expect(page.locator("#summary")).to_contain_text("Replay of")
     await expect(page.locator("#nodes > li")).to_have_count(3)
     assert execution_id not in page.url
+
+
+async def test_the_whole_story_from_the_console_alone(rabbit_system: System, page: Page) -> None:
+    """The issue's "done": a Basic-auth payment workflow made from a captured sample, sent a
+    webhook, its execution read node by node, without touching the API."""
+    system = rabbit_system
+    await signed_in(page, system)
+    await page.click("#new-workflow")
+    await page.fill("#title", "Payment callback")
+    await page.check("#auth-on")
+    await page.fill("#auth-username", "pay")
+    await page.fill("#auth-password", "s3cret")
+    condition = payment_workflow()["nodes"]
+    await page.fill("#nodes-json", json.dumps(condition))
+    await page.click("#save")
+    url = await page.locator("#webhook-url").inner_text()
+    key = url.rsplit("/", 1)[1]
+    await page.click("#listen")
+    await expect(page.locator("#capture-status")).to_contain_text("Listening until")
+    webhook = f"{system.gateway_url}/api/webhook:trigger/{key}"
+    paid = {"status": "paid", "order": {"id": "A1"}}
+    response, _ = await system.post(webhook, json=paid, headers={"Authorization": BASIC})
+    assert response.status == 200
+    sample = page.locator("#samples .sample")
+    await sample.locator(".offer-paths").click()
+    await sample.locator("table[data-part=body] input[data-key='order.id']").check()
+    await sample.locator("table[data-part=body] .alias").nth(2).fill("Order ID")
+    await sample.locator(".use-paths").click()
+    await page.click("#save")
+    await expect(page.locator("#saved")).to_contain_text("version 2")
+    _, saved = await system.api("GET", f"/api/workflows/{page.url.rsplit('/', 1)[1]}")
+    assert saved["trigger"]["request"]["body"] == [{"key": "order.id", "alias": "Order ID"}]
+    assert saved["trigger"]["basicAuth"] == {"username": "pay", "passwordSet": True}
+    response, _ = await system.post(webhook, json=paid, headers={"Authorization": BASIC})
+    execution_id = response.headers["X-Hookflow-Execution-Id"]
+    await system.execution(execution_id)
+    await page.click("#editor .webhook a")
+    await page.click(f"#executions tr[data-id='{execution_id}'] a.execution")
+    await expect(page.locator("#summary")).to_contain_text("Version2")
+    await expect(page.locator("#nodes > li")).to_have_count(1)
+    await expect(page.locator("#nodes > li").first).to_contain_text("paid")
+    await expect(page.locator("#nodes > li").first).to_contain_text("true")
+    await shot(page, "07-story-execution")
