@@ -250,6 +250,10 @@ async def test_an_execution_read_node_by_node_and_replayed(
     await system.execution(execution_id)
     await signed_in(page, system, "#/executions")
     await page.select_option("#status-filter", "succeeded")
+    await expect(page.locator(f"#executions tr[data-id='{execution_id}']")).to_contain_text(
+        "succeeded"
+    )
+    await shot(page, "06-executions")
     await page.click(f"#executions tr[data-id='{execution_id}'] a.execution")
     nodes = page.locator("#nodes > li")
     await expect(nodes).to_have_count(3)
@@ -261,7 +265,7 @@ async def test_an_execution_read_node_by_node_and_replayed(
     await expect(nodes.nth(0)).to_contain_text("42")
     await expect(page.locator("#context")).to_contain_text('"A1"')
     await expect(page.locator("#response")).to_contain_text("201")
-    await shot(page, "06-execution")
+    await shot(page, "07-execution")
     await page.click("#replay")
     await expect(page.locator("#summary")).to_contain_text("Replay of")
     await expect(page.locator("#nodes > li")).to_have_count(3)
@@ -308,4 +312,4 @@ async def test_the_whole_story_from_the_console_alone(rabbit_system: System, pag
     await expect(page.locator("#nodes > li")).to_have_count(1)
     await expect(page.locator("#nodes > li").first).to_contain_text("paid")
     await expect(page.locator("#nodes > li").first).to_contain_text("true")
-    await shot(page, "07-story-execution")
+    await shot(page, "08-story-execution")

@@ -241,6 +241,21 @@ export async function editorView(id) {
       } }, "Format")),
   );
   mount(form);
+  // The Basic auth fields only while it is required; the HMAC settings only for the generic scheme.
+  const authFields = inputs["trigger.basicAuth.username"].closest(".row");
+  const hmacFields = inputs["trigger.signature.header"].closest(".row");
+  const scheme = inputs["trigger.signature.scheme"];
+  const toggle = () => {
+    authFields.hidden = !inputs.authOn.checked;
+    hmacFields.hidden = !scheme.value;
+    inputs["trigger.signature.secret"].closest(".field").hidden = !scheme.value;
+    for (const name of ["header", "prefix", "timestampHeader", "algorithm", "encoding"]) {
+      inputs[`trigger.signature.${name}`].closest(".field").hidden = scheme.value !== "hmac";
+    }
+  };
+  inputs.authOn.addEventListener("change", toggle);
+  scheme.addEventListener("change", toggle);
+  toggle();
   showSecret(sessionStorage.getItem("hookflow.new-secret"));
   sessionStorage.removeItem("hookflow.new-secret");
 }
