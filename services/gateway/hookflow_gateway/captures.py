@@ -53,9 +53,10 @@ class CaptureTap:
             self._open[event.workflow_id] = _Window(event.capture_id, event.until, event.limit)
 
     async def load(self) -> None:
-        """The windows open now (a gateway starting while an admin listens listens too)."""
-        for window in await self._storage.open_captures(now()):
-            self._open.setdefault(window.workflow_id, _from_window(window))
+        """The windows open now: a gateway starting while an admin listens listens too, and
+        one whose broker connection dropped (events may have been missed) catches up."""
+        windows = await self._storage.open_captures(now())
+        self._open = {window.workflow_id: _from_window(window) for window in windows}
 
     def offer(
         self,

@@ -71,7 +71,7 @@ class Gateway:
     async def start(self) -> None:
         # Subscribe first, then load: a change made while the copy loads is not missed.
         self._subscription = await self._broker.subscribe_events(
-            self._on_event, on_lost=self._on_lost, on_resync=self.triggers.resync
+            self._on_event, on_lost=self._on_lost, on_resync=self._resync
         )
         await self.triggers.load()
         await self.webhooks.captures.load()
@@ -113,6 +113,13 @@ class Gateway:
 
     async def _on_lost(self) -> None:
         self.triggers.connection_lost()
+
+    async def _resync(self) -> None:
+        await self.triggers.resync()
+        try:
+            await self.webhooks.captures.load()
+        except Exception as error:  # the console's windows are no reason to stay down
+            log.warning("capture windows not reloaded", error=repr(error))
 
     async def _apply(self, event: ConfigEvent) -> None:
         """Serve a change, then tell the config API (it answers its caller once every gateway
