@@ -12,7 +12,7 @@ from aiohttp import web
 
 from hookflow_shared.errors import NotFound
 
-FOLDER = Path(__file__).parent / "console"
+FOLDER = Path(__file__).parent / "static"
 PREFIX = "/console/"
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
