@@ -61,6 +61,7 @@ async def test_the_walkthrough_on_the_embedded_defaults(
     process, urls = hookflow_run
     assert "in-process bus" in urls["banner"] and "SQLite" in urls["banner"]
     assert (tmp_path / "data" / "admin-token").read_text().strip() == urls["token"]
+    assert f"console     {urls['config']}/#token={urls['token']}" in urls["banner"]
     admin = {"Authorization": f"Bearer {urls['token']}"}
     async with aiohttp.ClientSession() as session:
         async with session.post(

@@ -8,12 +8,13 @@ import pytest
 from hookflow_shared.errors import Conflict, NotFound
 from hookflow_shared.ids import new_id, trigger_key
 from hookflow_shared.models import (
+    CapturedRequest,
     ExecutionRecord,
     StoredWorkflow,
     WorkflowDocument,
     now,
 )
-from hookflow_shared.storage import Storage
+from hookflow_shared.storage import CaptureWindow, Storage
 from tests.support import SECOND, T0, id_at, record
 
 
@@ -260,3 +261,58 @@ async def test_executions_page_through_filters(
 
 async def test_ping(storage: Storage) -> None:
     assert await storage.ping()
+
+
+def captured(
+    workflow_id: str, capture_id: str, body: object, at: timedelta = timedelta()
+) -> CapturedRequest:
+    """A sample received `at` after the test started (ids order samples by the millisecond
+    they came in; two made in the same one have no order)."""
+    return CapturedRequest(
+        id=id_at(now() + at),
+        workflow_id=workflow_id,
+        capture_id=capture_id,
+        received_at=now(),
+        method="POST",
+        content_type="application/json",
+        headers={"x-request-id": "r1"},
+        query_string="a=1",
+        query={"a": "1"},
+        body=body,
+    )
+
+
+async def test_capture_windows_open_close_and_expire(storage: Storage) -> None:
+    moment = now()
+    open_one = CaptureWindow(new_id(), new_id(), moment + timedelta(minutes=2), 5)
+    ended = CaptureWindow(new_id(), new_id(), moment - timedelta(seconds=1), 5)
+    await storage.open_capture(open_one)
+    await storage.open_capture(ended)
+    assert await storage.get_capture(open_one.workflow_id, moment) == open_one
+    assert await storage.get_capture(ended.workflow_id, moment) is None
+    assert await storage.open_captures(moment) == [open_one]
+    # Restarting replaces the window; closing ends it.
+    again = CaptureWindow(open_one.workflow_id, new_id(), moment + timedelta(minutes=1), 2)
+    await storage.open_capture(again)
+    assert await storage.get_capture(open_one.workflow_id, moment) == again
+    await storage.close_capture(open_one.workflow_id)
+    assert await storage.get_capture(open_one.workflow_id, moment) is None
+    assert await storage.open_captures(moment) == []
+
+
+async def test_captured_requests_are_listed_per_window_oldest_first_until_they_expire(
+    storage: Storage,
+) -> None:
+    workflow_id, capture_id = new_id(), new_id()
+    first = captured(workflow_id, capture_id, {"order": {"id": "A1"}, "items": [1, 2]})
+    second = captured(workflow_id, capture_id, "plain text", at=SECOND)
+    other_window = captured(workflow_id, new_id(), None)
+    moment = now()
+    await storage.save_captured(first, moment + timedelta(hours=1))
+    await storage.save_captured(second, moment + timedelta(hours=1))
+    await storage.save_captured(other_window, moment + timedelta(hours=1))
+    listed = await storage.list_captured(workflow_id, capture_id, now=moment, limit=10)
+    assert listed == [first, second]
+    assert await storage.list_captured(workflow_id, capture_id, now=moment, limit=1) == [first]
+    later = moment + timedelta(hours=2)
+    assert await storage.list_captured(workflow_id, capture_id, now=later, limit=10) == []

@@ -300,8 +300,25 @@ class RollCall(BaseModel):
     type: Literal["rollcall"] = "rollcall"
 
 
-Event = Annotated[ConfigEvent | GatewayHeartbeat | RollCall, Field(discriminator="type")]
-EVENT = TypeAdapter[ConfigEvent | GatewayHeartbeat | RollCall](Event)
+class CaptureEvent(BaseModel):
+    """The console listens to a workflow's webhooks (`until` set) or stops (`until` None): the
+    gateways sample its requests into storage until then, at most `limit` of them."""
+
+    type: Literal["capture"] = "capture"
+    workflow_id: str
+    key: str
+    until: datetime | None = None
+    limit: int = 0
+    capture_id: str | None = None
+    change_id: str | None = None
+    reply_to: str | None = None
+    """Where each gateway confirms (ConfigApplied) once it listens."""
+
+
+Event = Annotated[
+    ConfigEvent | GatewayHeartbeat | RollCall | CaptureEvent, Field(discriminator="type")
+]
+EVENT = TypeAdapter[ConfigEvent | GatewayHeartbeat | RollCall | CaptureEvent](Event)
 
 
 # --- the execution record ----------------------------------------------------------------------
@@ -340,6 +357,22 @@ class ExecutionRecord(Wire):
     error: str | None = None
     idempotency_key: str | None = None
     replay_of: str | None = None
+
+
+class CapturedRequest(Wire):
+    """A webhook request sampled for the console while it listens: its headers without
+    credentials (no Authorization, cookies or signature values), its query and its body."""
+
+    id: str
+    workflow_id: str
+    capture_id: str
+    received_at: datetime
+    method: str
+    content_type: str
+    headers: dict[str, str] = {}
+    query_string: str = ""
+    query: Any = None
+    body: Any = None
 
 
 def error_details(error: ValidationError, prefix: str = "") -> list[dict[str, str]]:

@@ -100,6 +100,10 @@ def _banner(settings: RunSettings, generated_token: str | None) -> str:
         f"  config API  http://{host}:{settings.config_api_port}/api/workflows",
         f"  executor    http://{host}:{settings.executor_port}/healthz",
     ]
+    console = f"http://{host}:{settings.config_api_port}/"
+    if generated_token is not None:
+        console += f"#token={generated_token}"
+    lines.append(f"  console     {console}")
     if generated_token is not None:
         lines += [
             f"  admin token {generated_token}",

@@ -10,6 +10,14 @@ import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from hookflow_config_api.captures import (
+    CAPTURES,
+    Captures,
+    read_captures,
+    start_capture,
+    stop_capture,
+)
+from hookflow_config_api.console import add_console, is_public
 from hookflow_config_api.listing import (
     ExecutionFilter,
     Paging,
@@ -63,7 +71,7 @@ def bearer_auth(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
     async def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.path not in OPEN_PATHS:
+        if request.path not in OPEN_PATHS and not is_public(request.path):
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 raise MissingToken("missing or wrong bearer token (Authorization: Bearer <token>)")
@@ -104,6 +112,7 @@ def create_app(
         await propagation.start()
         app[WORKFLOWS] = Workflows(app[STORAGE], app[BROKER], propagation, settings.public_url, box)
         app[REPLAYS] = Replays(app[STORAGE], app[BROKER], app[INSTALLATION])
+        app[CAPTURES] = Captures(app[STORAGE], app[WORKFLOWS], propagation)
         yield
         await propagation.stop()
 
@@ -124,6 +133,10 @@ def create_app(
     app.router.add_get("/api/executions/{id}", get_execution)
     app.router.add_post("/api/executions/{id:[^/:]+}:replay", replay_execution)
     app.router.add_post("/api/webhook:parse", parse_sample)
+    app.router.add_post("/api/workflows/{id}/captures", start_capture)
+    app.router.add_get("/api/workflows/{id}/captures", read_captures)
+    app.router.add_delete("/api/workflows/{id}/captures", stop_capture)
+    add_console(app)
     return app
 
 
@@ -153,11 +166,23 @@ async def create_workflow(request: web.Request) -> web.Response:
 async def list_workflows(request: web.Request) -> web.Response:
     workflows = request.app[WORKFLOWS]
     name, paging = workflow_listing(request.query)
-    page = await request.app[STORAGE].list_workflows(
-        limit=paging.limit, cursor=paging.cursor, name=name
-    )
-    return json_response(
-        {"items": [workflows.present(w) for w in page.items], "nextCursor": page.next_cursor}
+    storage = request.app[STORAGE]
+    page = await storage.list_workflows(limit=paging.limit, cursor=paging.cursor, name=name)
+    latest = await asyncio.gather(*(_last_execution(storage, w.id) for w in page.items))
+    items = [
+        {**workflows.present(w), "lastExecution": last}
+        for w, last in zip(page.items, latest, strict=True)
+    ]
+    return json_response({"items": items, "nextCursor": page.next_cursor})
+
+
+async def _last_execution(storage: Storage, workflow_id: str) -> dict[str, Any] | None:
+    """The workflow's newest execution, in brief: one read of the index by workflow and id."""
+    page = await storage.list_executions(workflow_id=workflow_id, limit=1)
+    if not page.items:
+        return None
+    return page.items[0].model_dump(
+        mode="json", include={"id", "status", "started_at", "finished_at"}
     )
 
 

@@ -16,6 +16,7 @@ from hookflow_shared.errors import BrokerUnavailable
 from hookflow_shared.ids import new_id
 from hookflow_shared.messaging import Broker, Consumer
 from hookflow_shared.models import (
+    CaptureEvent,
     ConfigApplied,
     ConfigEvent,
     Event,
@@ -102,9 +103,9 @@ class Propagation:
                 del self._gateways[gateway]
         return set(self._gateways)
 
-    async def announce(self, event: ConfigEvent) -> None:
-        """Publish the change; returns once every gateway alive serves it (or after the
-        timeout, saying which did not confirm)."""
+    async def announce(self, event: ConfigEvent | CaptureEvent) -> None:
+        """Publish the change (or a console's capture window); returns once every gateway
+        alive serves it (or after the timeout, saying which did not confirm)."""
         if self._roll_call is not None and not self._roll_call.done():
             await asyncio.shield(self._roll_call)
         change_id = new_id()

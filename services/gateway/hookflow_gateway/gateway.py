@@ -21,7 +21,14 @@ from hookflow_shared.errors import BrokerUnavailable
 from hookflow_shared.ids import new_id
 from hookflow_shared.messaging import Broker, Consumer
 from hookflow_shared.messaging.rpc import Caller
-from hookflow_shared.models import ConfigApplied, ConfigEvent, Event, GatewayHeartbeat, RollCall
+from hookflow_shared.models import (
+    CaptureEvent,
+    ConfigApplied,
+    ConfigEvent,
+    Event,
+    GatewayHeartbeat,
+    RollCall,
+)
 from hookflow_shared.settings import GatewaySettings
 from hookflow_shared.storage import Storage
 
@@ -71,9 +78,10 @@ class Gateway:
     async def start(self) -> None:
         # Subscribe first, then load: a change made while the copy loads is not missed.
         self._subscription = await self._broker.subscribe_events(
-            self._on_event, on_lost=self._on_lost, on_resync=self.triggers.resync
+            self._on_event, on_lost=self._on_lost, on_resync=self._resync
         )
         await self.triggers.load()
+        await self.webhooks.captures.load()
         await self.calls.start()
         self._tasks = [
             asyncio.create_task(self.triggers.refresh_forever(self._settings.refresh_interval)),
@@ -104,11 +112,21 @@ class Gateway:
                 self.limiter.peer_alive(event.gateway_id)
         elif isinstance(event, RollCall):
             await self._heartbeat()
+        elif isinstance(event, CaptureEvent):
+            self.webhooks.captures.apply(event)
+            await self._confirm(event)
         else:
             await self._apply(event)
 
     async def _on_lost(self) -> None:
         self.triggers.connection_lost()
+
+    async def _resync(self) -> None:
+        await self.triggers.resync()
+        try:
+            await self.webhooks.captures.load()
+        except Exception as error:  # the console's windows are no reason to stay down
+            log.warning("capture windows not reloaded", error=repr(error))
 
     async def _apply(self, event: ConfigEvent) -> None:
         """Serve a change, then tell the config API (it answers its caller once every gateway
@@ -116,6 +134,9 @@ class Gateway:
         if event.type == "deleted":
             self.limiter.forget(event.key)
         await self.triggers.apply(event)
+        await self._confirm(event)
+
+    async def _confirm(self, event: ConfigEvent | CaptureEvent) -> None:
         if event.reply_to is not None and event.change_id is not None:
             confirmation = ConfigApplied(change_id=event.change_id, gateway_id=self.id)
             try:

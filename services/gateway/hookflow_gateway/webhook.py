@@ -21,6 +21,7 @@ import structlog
 from aiohttp import web
 from aiohttp.http import HttpVersion11
 
+from hookflow_gateway.captures import CaptureTap
 from hookflow_gateway.claims import Claims
 from hookflow_gateway.metrics import GatewayMetrics
 from hookflow_gateway.ratelimit import RateLimiter, retry_after_header
@@ -165,6 +166,7 @@ class WebhookHandler:
         self._storage = storage
         self._installation = installation
         self._claims = Claims(storage, abandon_after=settings.publish_timeout + 10)
+        self.captures = CaptureTap(storage)
         self._settle_timeout = settings.publish_timeout + 1
         self._max_body_bytes = settings.max_body_bytes
         self._body_timeout = settings.body_timeout
@@ -244,6 +246,9 @@ class WebhookHandler:
                 body=body,
             ),
             installation=self._installation,
+        )
+        self.captures.offer(
+            trigger, request.method, request.headers, request.query_string, run.context.query, body
         )
         structlog.contextvars.bind_contextvars(
             execution_id=run.execution_id, workflow_id=run.workflow_id, request_id=run.request_id
@@ -412,6 +417,7 @@ class WebhookHandler:
 
     async def close(self) -> None:
         await self._claims.close()
+        await self.captures.close()
 
     async def _read_body(self, request: web.Request, limit: int) -> bytes:
         """The body, up to `limit` bytes (413 above) and within the body timeout (408 after)."""

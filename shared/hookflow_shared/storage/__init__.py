@@ -4,9 +4,9 @@ and SQLite, the embedded default)."""
 from datetime import timedelta
 from pathlib import Path
 
-from hookflow_shared.storage.base import Claim, Page, Storage
+from hookflow_shared.storage.base import CaptureWindow, Claim, Page, Storage
 
-__all__ = ["Claim", "Page", "Storage", "open_storage"]
+__all__ = ["CaptureWindow", "Claim", "Page", "Storage", "open_storage"]
 
 
 def open_storage(

@@ -8,7 +8,12 @@ from typing import Literal
 
 from hookflow_shared.errors import Conflict
 from hookflow_shared.ids import first_id_at
-from hookflow_shared.models import ExecutionRecord, ExecutionStatus, StoredWorkflow
+from hookflow_shared.models import (
+    CapturedRequest,
+    ExecutionRecord,
+    ExecutionStatus,
+    StoredWorkflow,
+)
 
 RECEIPT_SLACK = timedelta(minutes=1)
 """How far an execution's receivedAt may be from the time in its id. Both are taken when the
@@ -48,6 +53,17 @@ def name_taken(name: str, holder: str) -> Conflict:
         f"the name {name!r} is taken by workflow {holder}; choose another name, or change or "
         "delete that workflow first"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureWindow:
+    """The console listening to a workflow's webhooks until `until`, for at most `limit`
+    samples; `capture_id` tells this window's samples from an earlier one's."""
+
+    workflow_id: str
+    capture_id: str
+    until: datetime
+    limit: int
 
 
 class Storage(ABC):
@@ -146,6 +162,35 @@ class Storage(ABC):
     @abstractmethod
     async def purge_claims(self, now: datetime) -> int:
         """Delete the claims expired by `now`; returns how many."""
+
+    # --- the console's captures ---
+
+    @abstractmethod
+    async def open_capture(self, window: CaptureWindow) -> None:
+        """Start (or restart) listening to a workflow: its window replaces any earlier one.
+        Expired windows and samples go at the same time."""
+
+    @abstractmethod
+    async def close_capture(self, workflow_id: str) -> None:
+        """Stop listening; the samples stay readable until they expire."""
+
+    @abstractmethod
+    async def get_capture(self, workflow_id: str, now: datetime) -> CaptureWindow | None:
+        """The workflow's window, when still open at `now`."""
+
+    @abstractmethod
+    async def open_captures(self, now: datetime) -> list[CaptureWindow]:
+        """Every window open at `now`: a gateway that starts meanwhile listens too."""
+
+    @abstractmethod
+    async def save_captured(self, sample: CapturedRequest, expires_at: datetime) -> None:
+        """Keep a sampled request until `expires_at`."""
+
+    @abstractmethod
+    async def list_captured(
+        self, workflow_id: str, capture_id: str, *, now: datetime, limit: int
+    ) -> list[CapturedRequest]:
+        """A window's samples not expired by `now`, oldest first, at most `limit`."""
 
     # --- executions ---
 

@@ -12,8 +12,16 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailur
 
 from hookflow_shared.errors import Conflict, NotFound, StorageUnavailable
 from hookflow_shared.ids import new_id
-from hookflow_shared.models import ExecutionRecord, ExecutionStatus, StoredWorkflow
-from hookflow_shared.storage.base import Claim, ClaimState, Page, Storage, TimeRange, name_taken
+from hookflow_shared.models import CapturedRequest, ExecutionRecord, ExecutionStatus, StoredWorkflow
+from hookflow_shared.storage.base import (
+    CaptureWindow,
+    Claim,
+    ClaimState,
+    Page,
+    Storage,
+    TimeRange,
+    name_taken,
+)
 
 # Failures are few: partial indexes find them (with or without a workflow); other listings
 # read the _id index or by_workflow, newest first, bounded by the ids of their time range.
@@ -81,6 +89,8 @@ class MongoStorage(Storage):
         self._executions = db["executions"]
         self._meta = db["meta"]
         self._claims = db["idempotency_claims"]
+        self._windows = db["capture_windows"]
+        self._captured = db["captured_requests"]
 
     @_unavailable
     async def open(self) -> None:
@@ -90,6 +100,18 @@ class MongoStorage(Storage):
         await self._workflows.create_index([("key", ASCENDING)], unique=True, name="key_unique")
         await self._workflows.create_index(
             [("name", ASCENDING)], unique=True, name="name_unique", partialFilterExpression=_NAMED
+        )
+        # The console's captures expire by themselves (TTL indexes); reads filter by time too,
+        # as MongoDB removes expired documents only once a minute.
+        await self._windows.create_index(
+            [("until", ASCENDING)], expireAfterSeconds=0, name="expiry"
+        )
+        await self._captured.create_index(
+            [("expiresAt", ASCENDING)], expireAfterSeconds=0, name="expiry"
+        )
+        await self._captured.create_index(
+            [("workflowId", ASCENDING), ("captureId", ASCENDING), ("_id", ASCENDING)],
+            name="by_window",
         )
         await self._versions.create_index(
             [("workflowId", ASCENDING), ("version", ASCENDING)],
@@ -365,6 +387,45 @@ class MongoStorage(Storage):
         result = await self._claims.delete_many({"expiresAt": {"$lte": now}})
         return result.deleted_count
 
+    # --- the console's captures ---
+
+    @_unavailable
+    async def open_capture(self, window: CaptureWindow) -> None:
+        await self._windows.replace_one(
+            {"_id": window.workflow_id},
+            {"captureId": window.capture_id, "until": window.until, "limit": window.limit},
+            upsert=True,
+        )
+
+    @_unavailable
+    async def close_capture(self, workflow_id: str) -> None:
+        await self._windows.delete_one({"_id": workflow_id})
+
+    @_unavailable
+    async def get_capture(self, workflow_id: str, now: datetime) -> CaptureWindow | None:
+        doc = await self._windows.find_one({"_id": workflow_id, "until": {"$gt": now}})
+        return _window(doc) if doc else None
+
+    @_unavailable
+    async def open_captures(self, now: datetime) -> list[CaptureWindow]:
+        return [_window(doc) async for doc in self._windows.find({"until": {"$gt": now}})]
+
+    @_unavailable
+    async def save_captured(self, sample: CapturedRequest, expires_at: datetime) -> None:
+        doc = _to_mongo(sample.model_dump())
+        doc["expiresAt"] = expires_at
+        await self._captured.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    @_unavailable
+    async def list_captured(
+        self, workflow_id: str, capture_id: str, *, now: datetime, limit: int
+    ) -> list[CapturedRequest]:
+        query = {"workflowId": workflow_id, "captureId": capture_id, "expiresAt": {"$gt": now}}
+        docs = await self._captured.find(query).sort("_id", ASCENDING).limit(limit).to_list()
+        for doc in docs:
+            doc.pop("expiresAt")
+        return [CapturedRequest.model_validate(_from_mongo(doc)) for doc in docs]
+
     # --- executions ---
 
     @_unavailable
@@ -428,3 +489,7 @@ def _claim(doc: dict[str, Any]) -> Claim:
         doc["expiresAt"],
         doc["state"],
     )
+
+
+def _window(doc: dict[str, Any]) -> CaptureWindow:
+    return CaptureWindow(doc["_id"], doc["captureId"], doc["until"], doc["limit"])

@@ -10,8 +10,15 @@ from pathlib import Path
 
 from hookflow_shared.errors import Conflict, NotFound, StorageUnavailable
 from hookflow_shared.ids import new_id
-from hookflow_shared.models import ExecutionRecord, ExecutionStatus, StoredWorkflow, Wire
+from hookflow_shared.models import (
+    CapturedRequest,
+    ExecutionRecord,
+    ExecutionStatus,
+    StoredWorkflow,
+    Wire,
+)
 from hookflow_shared.storage.base import (
+    CaptureWindow,
     Claim,
     ClaimState,
     Page,
@@ -58,6 +65,24 @@ CREATE TABLE IF NOT EXISTS idempotency_claims (
     PRIMARY KEY (workflow_id, key)
 );
 CREATE INDEX IF NOT EXISTS idempotency_claims_expiry ON idempotency_claims (expires_at);
+"""
+
+_CAPTURES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS capture_windows (
+    workflow_id TEXT PRIMARY KEY,
+    capture_id TEXT NOT NULL,
+    until REAL NOT NULL,
+    max_samples INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS captured_requests (
+    id TEXT PRIMARY KEY,
+    workflow_id TEXT NOT NULL,
+    capture_id TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS captured_by_window ON captured_requests (workflow_id, capture_id, id);
+CREATE INDEX IF NOT EXISTS captured_expiry ON captured_requests (expires_at);
 """
 
 _TAKE_CLAIM = """
@@ -129,6 +154,7 @@ class SqliteStorage(Storage):
             db.execute("PRAGMA synchronous = NORMAL")
             db.executescript(_SCHEMA)
             db.executescript(_CLAIMS_SCHEMA)
+            db.executescript(_CAPTURES_SCHEMA)
             _add_filter_columns(db)
             _add_name_column(db)
             return db
@@ -350,6 +376,80 @@ class SqliteStorage(Storage):
             return cursor.rowcount
 
         return await self._call(purge)
+
+    # --- the console's captures ---
+
+    async def open_capture(self, window: CaptureWindow) -> None:
+        def open_(db: sqlite3.Connection) -> None:
+            moment = datetime.now(UTC).timestamp()
+            with _transaction(db):
+                db.execute("DELETE FROM capture_windows WHERE until <= ?", (moment,))
+                db.execute("DELETE FROM captured_requests WHERE expires_at <= ?", (moment,))
+                db.execute(
+                    "INSERT OR REPLACE INTO capture_windows"
+                    " (workflow_id, capture_id, until, max_samples) VALUES (?, ?, ?, ?)",
+                    (window.workflow_id, window.capture_id, window.until.timestamp(), window.limit),
+                )
+
+        await self._call(open_)
+
+    async def close_capture(self, workflow_id: str) -> None:
+        def close(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.execute("DELETE FROM capture_windows WHERE workflow_id = ?", (workflow_id,))
+
+        await self._call(close)
+
+    async def _windows(self, where: str, *args: object) -> list[CaptureWindow]:
+        rows = await self._call(
+            lambda db: db.execute(
+                "SELECT workflow_id, capture_id, until, max_samples"  # noqa: S608 (fixed clauses)
+                f" FROM capture_windows WHERE {where}",
+                args,
+            ).fetchall()
+        )
+        return [
+            CaptureWindow(workflow_id, capture_id, datetime.fromtimestamp(until, UTC), limit)
+            for workflow_id, capture_id, until, limit in rows
+        ]
+
+    async def get_capture(self, workflow_id: str, now: datetime) -> CaptureWindow | None:
+        found = await self._windows("workflow_id = ? AND until > ?", workflow_id, now.timestamp())
+        return found[0] if found else None
+
+    async def open_captures(self, now: datetime) -> list[CaptureWindow]:
+        return await self._windows("until > ?", now.timestamp())
+
+    async def save_captured(self, sample: CapturedRequest, expires_at: datetime) -> None:
+        row = (
+            sample.id,
+            sample.workflow_id,
+            sample.capture_id,
+            expires_at.timestamp(),
+            sample.model_dump_json(),
+        )
+
+        def save(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.execute(
+                    "INSERT OR REPLACE INTO captured_requests"
+                    " (id, workflow_id, capture_id, expires_at, doc) VALUES (?, ?, ?, ?, ?)",
+                    row,
+                )
+
+        await self._call(save)
+
+    async def list_captured(
+        self, workflow_id: str, capture_id: str, *, now: datetime, limit: int
+    ) -> list[CapturedRequest]:
+        rows = await self._call(
+            lambda db: db.execute(
+                "SELECT doc FROM captured_requests WHERE workflow_id = ? AND capture_id = ?"
+                " AND expires_at > ? ORDER BY id LIMIT ?",
+                (workflow_id, capture_id, now.timestamp(), limit),
+            ).fetchall()
+        )
+        return [CapturedRequest.model_validate_json(doc) for (doc,) in rows]
 
     # --- executions ---
 
