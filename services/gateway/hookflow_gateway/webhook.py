@@ -288,7 +288,9 @@ class WebhookHandler:
                     else "; to be sure it runs once, give the trigger an idempotency key"
                 )
             ) from error
-        if claim is not None:
+        if claim is not None and run.reply_to is None:
+            # A sync run was sent unconfirmed and may yet be lost: its claim stays `claimed`
+            # until an executor starts it, so a lost one is abandoned and taken again.
             self._claims.queued(claim)
 
     async def _call(self, trigger: Trigger, run: RunRequest, claim: Claim | None) -> web.Response:
