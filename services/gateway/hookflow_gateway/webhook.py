@@ -322,6 +322,11 @@ class WebhookHandler:
         length = request.content_length
         if length is not None and length > limit:
             raise PayloadTooLarge(f"body of {length} bytes is over this trigger's limit of {limit}")
+        if request.content.is_eof():  # all of it came with the request: no wait, no timer
+            raw = request.content.read_nowait()
+            if len(raw) > limit:
+                raise PayloadTooLarge(f"body is over this trigger's limit of {limit} bytes")
+            return raw
         chunks = []
         size = 0
         try:
