@@ -5,7 +5,7 @@ where Hookflow exits a process."""
 
 import asyncio
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from pydantic import ValidationError
@@ -28,21 +28,10 @@ def load_settings[S: CommonSettings](kind: type[S]) -> S:
     return settings
 
 
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop where it is installed (not on Windows): the gateway spends most of
-    its time in the loop's socket reads and writes, which uvloop does in C (measured in the
-    benchmark: less CPU per webhook). None: asyncio's own loop."""
-    try:
-        import uvloop  # optional: absent where it cannot be built
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
 def run_command(work: Coroutine[Any, Any, None]) -> None:
     """Run until done or stopped (Ctrl-C, SIGTERM); a startup failure exits with its message."""
     try:
-        asyncio.run(work, loop_factory=event_loop_factory())
+        asyncio.run(work)
     except KeyboardInterrupt:
         pass
     except StartupError as error:
