@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.support import (
@@ -103,3 +104,43 @@ async def test_runs_held_by_a_killed_executor_are_recorded_once(
 async def _recorded(system: System, workflow: dict[str, Any]) -> set[str]:
     _, page = await system.api("GET", f"/api/workflows/{workflow['id']}/executions?limit=200")
     return {item["id"] for item in page["items"]}
+
+
+async def test_a_sync_run_held_by_a_killed_executor_still_answers_its_caller(
+    system: System,
+    start_executor: Any,
+    upstream: dict[str, Any],
+) -> None:
+    """Sync runs travel unconfirmed on a queue of their own; one held by an executor that dies
+    is moved to the durable queue, run by the next executor, and its caller, still waiting,
+    gets the answer; it is recorded once."""
+    workflow = await system.create(
+        {
+            "title": "slow sync side effect",
+            "sync": True,
+            "syncTimeout": 30,
+            "nodes": [
+                {"key": "call", "type": "request", "config": {
+                    "method": "GET", "url": upstream["url"] + "/slow?s=1.5", "timeout": 10000}},
+                {"key": "answer", "type": "response",
+                 "config": {"statusCode": 201, "body": {"n": "{{$context.body.n}}"}}},
+            ],
+        }
+    )  # fmt: skip
+    first = start_executor()
+    call = asyncio.create_task(system.post(webhook_url(system, workflow), json={"n": 7}))
+
+    async def holding_the_run() -> bool:
+        return len(upstream["slow_calls"]) >= 1
+
+    await wait_for(holding_the_run, timeout=15)
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    start_executor()
+    response, body = await asyncio.wait_for(call, 30)
+    assert response.status == 201
+    assert orjson.loads(body) == {"n": 7}
+    execution_id = response.headers["X-Hookflow-Execution-Id"]
+    await asyncio.sleep(0.5)
+    assert await _recorded(system, workflow) == {execution_id}, "recorded once"
+    assert len(upstream["slow_calls"]) == 2, "run again after the crash, once"

@@ -3,6 +3,7 @@
 import os
 import re
 import secrets
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -16,12 +17,43 @@ def trigger_key() -> str:
     return secrets.token_urlsafe(24)
 
 
+class _RandomPool:
+    """The operating system's random bytes, fetched a page at a time: one system call per
+    hundreds of ids instead of one per id (a gateway makes an id per webhook)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._bytes = b""
+        self._offset = 0
+        self._lock = threading.Lock()  # ids are made in worker threads too
+
+    def take(self, count: int) -> bytes:
+        with self._lock:
+            if self._offset + count > len(self._bytes):
+                self._bytes = os.urandom(self._size)
+                self._offset = 0
+            start = self._offset
+            self._offset = start + count
+            return self._bytes[start : start + count]
+
+    def discard(self) -> None:
+        """Forget the bytes fetched (a forked child must not repeat its parent's); a new lock,
+        as the parent's may have been held by a thread the child does not have."""
+        self._lock = threading.Lock()
+        self._bytes, self._offset = b"", 0
+
+
+_RANDOM = _RandomPool()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_RANDOM.discard)
+
+
 def new_id() -> str:
     """A ULID-shaped id: 48-bit milliseconds then 80 random bits, as 32 hex digits.
 
     Ids made later sort after ids made earlier, so "newest first" is "largest id first".
     """
-    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+    return f"{time.time_ns() // 1_000_000:012x}{_RANDOM.take(10).hex()}"
 
 
 def is_id(text: str) -> bool:

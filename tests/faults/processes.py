@@ -377,7 +377,7 @@ async def delete_topology(broker_url: str, namespace: str) -> None:
     with contextlib.suppress(Exception):
         connection = await aio_pika.connect(broker_url, timeout=5)
         async with connection:
-            for queue in (topology.runs_queue, topology.dead_queue):
+            for queue in (topology.runs_queue, topology.sync_runs_queue, topology.dead_queue):
                 channel = await connection.channel()
                 with contextlib.suppress(Exception):
                     await channel.queue_delete(queue)

@@ -3,7 +3,11 @@
 gateway take more webhooks per second than it could publish messages.
 
 When the broker stops confirming (blocked by an alarm, overloaded, unreachable), webhooks are
-refused at once (BrokerUnavailable, a 503) instead of queueing without bound in memory."""
+refused at once (BrokerUnavailable, a 503) instead of queueing without bound in memory.
+
+Sync runs (a reply address set) go apart, unconfirmed (Broker.publish_sync_runs): their
+caller's answer comes after the run, so waiting for the broker to persist the message first
+would only add to every sync call's latency."""
 
 import time
 
@@ -38,14 +42,23 @@ class RunSubmitter:
             max_waiting=max_waiting,
             stalled_after=stalled_after,
         )
+        self._sync_batcher: Batcher[RunRequest, None] = Batcher(
+            broker.publish_sync_runs,
+            max_batch=max_batch,
+            max_in_flight=max_in_flight,
+            max_waiting=max_waiting,
+            stalled_after=stalled_after,
+        )
 
     def __len__(self) -> int:
-        return len(self._batcher)
+        return len(self._batcher) + len(self._sync_batcher)
 
     async def submit(self, run: RunRequest) -> None:
-        """Returns once the broker has durably taken the run; raises BrokerUnavailable if not."""
+        """Returns once the broker has durably taken the run (a sync run: once it is sent);
+        raises BrokerUnavailable if not."""
+        batcher = self._batcher if run.reply_to is None else self._sync_batcher
         try:
-            await self._batcher.submit(run)
+            await batcher.submit(run)
         except BrokerUnavailable:
             raise
         except Overloaded as error:
@@ -63,3 +76,4 @@ class RunSubmitter:
 
     async def close(self) -> None:
         await self._batcher.close()
+        await self._sync_batcher.close()

@@ -391,7 +391,9 @@ class WebhookHandler:
                     else "; to be sure it runs once, give the trigger an idempotency key"
                 )
             ) from error
-        if claim is not None:
+        if claim is not None and run.reply_to is None:
+            # A sync run was sent unconfirmed and may yet be lost: its claim stays `claimed`
+            # until an executor starts it, so a lost one is abandoned and taken again.
             self._claims.queued(claim)
 
     async def _call(self, trigger: Trigger, run: RunRequest, claim: Claim | None) -> web.Response:
@@ -424,6 +426,11 @@ class WebhookHandler:
         length = request.content_length
         if length is not None and length > limit:
             raise PayloadTooLarge(f"body of {length} bytes is over this trigger's limit of {limit}")
+        if request.content.is_eof():  # all of it came with the request: no wait, no timer
+            raw = request.content.read_nowait()
+            if len(raw) > limit:
+                raise PayloadTooLarge(f"body is over this trigger's limit of {limit} bytes")
+            return raw
         chunks = []
         size = 0
         try:

@@ -86,8 +86,17 @@ class Broker(ABC):
         raises BrokerUnavailable otherwise, and then nothing may be assumed queued."""
 
     @abstractmethod
+    async def publish_sync_runs(self, runs: Sequence[RunRequest]) -> None:
+        """Queue sync runs (their callers wait for the reply), in one message, without
+        persisting it nor waiting for a confirm: the answer comes after the run, and a run lost
+        with the broker is a 504 its caller retries. Raises BrokerUnavailable when not
+        connected. A sync run handed back (its executor died, or asked for another try) goes
+        on as a durable run, with its deliveries counted."""
+
+    @abstractmethod
     async def consume_runs(self, handler: DeliveryHandler, *, prefetch: int) -> Consumer:
-        """Compete for runs with every other consumer, holding at most `prefetch` at once."""
+        """Compete for runs (durable and sync) with every other consumer, holding at most
+        `prefetch` of each at once."""
 
     @abstractmethod
     async def consume_dead_runs(self, handler: DeliveryHandler, *, prefetch: int) -> Consumer:

@@ -42,6 +42,8 @@ class _Message:
     body: bytes
     attempt: int = 1
     death: str | None = None
+    sync: bool = False
+    """A sync run, as on RabbitMQ's sync queue: handed back, it goes on as a durable run."""
 
 
 class _Queue:
@@ -76,6 +78,13 @@ class MemoryBroker(Broker):
             _Message(RunBatch(runs=list(runs)).model_dump_json().encode())
         )
 
+    async def publish_sync_runs(self, runs: Sequence[RunRequest]) -> None:
+        if not self._connected:
+            raise BrokerUnavailable()
+        self._runs.messages.put_nowait(
+            _Message(RunBatch(runs=list(runs)).model_dump_json().encode(), sync=True)
+        )
+
     async def consume_runs(self, handler: DeliveryHandler, *, prefetch: int) -> Consumer:
         return _MemoryConsumer(self, self._runs, handler, prefetch)
 
@@ -86,7 +95,9 @@ class MemoryBroker(Broker):
         self.unreadable.append((body, reason))
 
     def _hand_back(self, queue: _Queue, message: _Message) -> None:
-        if queue is self._runs and message.attempt >= MAX_ATTEMPTS:
+        if message.sync:  # moved to the durable runs, where its deliveries start counting
+            self._runs.messages.put_nowait(_Message(message.body))
+        elif queue is self._runs and message.attempt >= MAX_ATTEMPTS:
             log.error("run message dead-lettered", deliveries=message.attempt)
             self._dead.messages.put_nowait(_Message(message.body, death="delivery_limit"))
         else:

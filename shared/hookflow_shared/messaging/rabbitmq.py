@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 import aio_pika
 import aiormq
@@ -51,6 +52,10 @@ from hookflow_shared.models import (
 log = structlog.get_logger("hookflow.broker")
 
 _OWNER = re.compile(r"but current is '[^']*\.installation\.([^']+)'")
+
+type Mover = Callable[[AbstractIncomingMessage], Awaitable[None]]
+"""Takes a delivery elsewhere (a redelivered sync run to the quorum queue); raises
+BrokerUnavailable when it could not."""
 
 
 class RabbitBroker(Broker):
@@ -94,7 +99,8 @@ class RabbitBroker(Broker):
         try:
             await self._claim_namespace()
             self._channel = await self._connection.channel(publisher_confirms=True)
-            # Replies need no confirm: nothing durable rides on them (a lost one is a 504).
+            # Replies and sync runs need no confirm: nothing durable rides on them (a lost one
+            # is a 504, which its caller retries).
             self._reply_channel = await self._connection.channel(publisher_confirms=False)
             exchanges = await self._declare(self._channel)
         except BaseException:
@@ -144,13 +150,34 @@ class RabbitBroker(Broker):
     async def publish_runs(self, runs: Sequence[RunRequest]) -> None:
         if self._runs_exchange is None or not self.is_connected:
             raise BrokerUnavailable()
-        message = aio_pika.Message(
-            RunBatch(runs=list(runs)).model_dump_json().encode(),
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=runs[0].execution_id,
-        )
+        message = _run_message(runs, aio_pika.DeliveryMode.PERSISTENT)
         await self._confirmed(self._runs_exchange, message, self._topology.runs_queue, len(runs))
+
+    async def publish_sync_runs(self, runs: Sequence[RunRequest]) -> None:
+        if self._reply_channel is None or not self.is_connected:
+            raise BrokerUnavailable()
+        message = _run_message(runs, aio_pika.DeliveryMode.NOT_PERSISTENT)
+        try:
+            await self._reply_channel.default_exchange.publish(
+                message, routing_key=self._topology.sync_runs_queue, timeout=self._publish_timeout
+            )
+        except Exception as error:
+            log.warning("sync runs not published", reason=repr(error), runs=len(runs))
+            raise BrokerUnavailable() from error
+
+    async def _move_to_runs_queue(self, message: AbstractIncomingMessage) -> None:
+        """A sync run delivered again goes on as a durable run: onto the quorum queue (its
+        deliveries counted there, dead-lettered past the limit), confirmed before the sync
+        queue's copy is acknowledged."""
+        if self._runs_exchange is None or not self.is_connected:
+            raise BrokerUnavailable()
+        moved = aio_pika.Message(
+            message.body,
+            content_type=message.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+        )
+        await self._confirmed(self._runs_exchange, moved, self._topology.runs_queue, 0)
 
     async def _confirmed(
         self, exchange: AbstractExchange, message: aio_pika.Message, routing_key: str, runs: int
@@ -184,18 +211,29 @@ class RabbitBroker(Broker):
         )
 
     async def consume_runs(self, handler: DeliveryHandler, *, prefetch: int) -> Consumer:
-        return await self._consume(self._topology.runs_queue, handler, prefetch)
+        return await self._consume(
+            {
+                self._topology.runs_queue: None,
+                self._topology.sync_runs_queue: self._move_to_runs_queue,
+            },
+            handler,
+            prefetch,
+        )
 
     async def consume_dead_runs(self, handler: DeliveryHandler, *, prefetch: int) -> Consumer:
-        return await self._consume(self._topology.dead_queue, handler, prefetch)
+        return await self._consume({self._topology.dead_queue: None}, handler, prefetch)
 
-    async def _consume(self, name: str, handler: DeliveryHandler, prefetch: int) -> Consumer:
+    async def _consume(
+        self, queues: dict[str, Mover | None], handler: DeliveryHandler, prefetch: int
+    ) -> Consumer:
+        """One channel for the queues; the prefetch holds for each queue's consumer."""
         assert self._connection is not None, "connect() first"
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
-        queue = await _declare_queue(channel, self._topology.queue(name))
-        consumer = _RunConsumer(channel, queue, handler, self._retry_backoff)
-        await consumer.start()
+        consumer = _RunConsumer(channel, handler, self._retry_backoff)
+        for name, move_redelivered in queues.items():
+            queue = await _declare_queue(channel, self._topology.queue(name))
+            await consumer.start(queue, move_redelivered)
         return consumer
 
     async def publish_event(self, event: Event) -> None:
@@ -320,6 +358,15 @@ class _EventSubscription(Consumer):
             await asyncio.wait_for(self._channel.close(), 2)
 
 
+def _run_message(runs: Sequence[RunRequest], mode: aio_pika.DeliveryMode) -> aio_pika.Message:
+    return aio_pika.Message(
+        RunBatch(runs=list(runs)).model_dump_json().encode(),
+        content_type="application/json",
+        delivery_mode=mode,
+        message_id=runs[0].execution_id,
+    )
+
+
 def _delivery(message: AbstractIncomingMessage) -> Delivery:
     count = message.headers.get("x-delivery-count", 0)
     death = message.headers.get("x-first-death-reason")
@@ -337,29 +384,32 @@ class _RunConsumer(Consumer):
     Each delivery is handled in a task of its own, apart from the broker client's callback:
     when the connection drops, aiormq cancels the callbacks in flight, but a run half done is
     finished and recorded all the same (its redelivery then finds it recorded and does not run
-    it again). Only a stop past its grace cuts a delivery short, and hands it back."""
+    it again). Only a stop past its grace cuts a delivery short, and hands it back.
 
-    def __init__(
-        self,
-        channel: AbstractChannel,
-        queue: AbstractQueue,
-        handler: DeliveryHandler,
-        backoff: float,
-    ) -> None:
+    A queue consumed with a mover (the sync runs queue: no delivery count there) has its
+    redelivered messages moved instead of handled: a sync run that killed its executor is then
+    counted and, in the end, dead-lettered like any run, never run silently again and again."""
+
+    def __init__(self, channel: AbstractChannel, handler: DeliveryHandler, backoff: float) -> None:
         self._backoff = backoff
         self._channel = channel
-        self._queue = queue
         self._handler = handler
-        self._tag: str | None = None
+        self._tags: list[tuple[AbstractQueue, str]] = []
         self._active: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
-    async def start(self) -> None:
-        self._tag = await self._queue.consume(self._on_message)
+    async def start(self, queue: AbstractQueue, move_redelivered: Mover | None = None) -> None:
+        tag = await queue.consume(partial(self._on_message, move_redelivered=move_redelivered))
+        self._tags.append((queue, tag))
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        work = asyncio.create_task(self._process(message))
+    async def _on_message(
+        self, message: AbstractIncomingMessage, *, move_redelivered: Mover | None
+    ) -> None:
+        if move_redelivered is not None and message.redelivered:
+            work = asyncio.create_task(self._move(message, move_redelivered))
+        else:
+            work = asyncio.create_task(self._process(message))
         self._active.add(work)
         self._idle.clear()
         work.add_done_callback(self._finished)
@@ -370,6 +420,17 @@ class _RunConsumer(Consumer):
         self._active.discard(work)
         if not self._active:
             self._idle.set()
+
+    async def _move(self, message: AbstractIncomingMessage, move: Mover) -> None:
+        try:
+            await move(message)
+        except BrokerUnavailable:
+            log.warning("redelivered sync run not moved; handing it back")
+            await asyncio.sleep(retry_delay(1, self._backoff))
+            await _settle(message.nack(requeue=True))
+            return
+        log.info("redelivered sync run moved to the durable runs queue")
+        await _settle(message.ack())
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
         delivery = _delivery(message)
@@ -393,10 +454,11 @@ class _RunConsumer(Consumer):
                 await _settle(message.nack(requeue=True))
 
     async def stop(self, grace: float) -> None:
-        if self._tag is not None and not self._channel.is_closed:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._queue.cancel(self._tag), 2)
-        self._tag = None
+        for queue, tag in self._tags:
+            if not self._channel.is_closed:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(queue.cancel(tag), 2)
+        self._tags = []
         try:
             await asyncio.wait_for(self._idle.wait(), grace)
         except TimeoutError:

@@ -43,6 +43,15 @@ class Topology:
         return f"{self.namespace}.runs"
 
     @property
+    def sync_runs_queue(self) -> str:
+        """Classic queue of sync runs (published to it directly, through the default exchange)
+        without waiting for a confirm: the caller's
+        answer comes after the run anyway, and a lost run is a 504 its caller retries. A sync
+        run delivered again (its executor died, or handed it back) is moved to the quorum
+        runs queue first, where its deliveries are counted."""
+        return f"{self.namespace}.runs.sync"
+
+    @property
     def dead_exchange(self) -> str:
         return f"{self.namespace}.dead"
 
@@ -97,6 +106,10 @@ class Topology:
                     "x-delivery-limit": DELIVERY_LIMIT,
                 },
                 bind_to=self.runs_exchange,
+            ),
+            QueueSpec(
+                self.sync_runs_queue,
+                {"x-queue-type": "classic", "x-dead-letter-exchange": self.dead_exchange},
             ),
             QueueSpec(self.dead_queue, quorum, bind_to=self.dead_exchange),
             QueueSpec(self.unreadable_queue, quorum),
