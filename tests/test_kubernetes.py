@@ -17,6 +17,7 @@ import pydantic
 import pytest
 import yaml
 from cloudcoil.models.keda import v1alpha1 as keda
+from cloudcoil.models.prometheus_operator import v1 as monitoring
 
 from hookflow_shared.messaging.topology import Topology
 from hookflow_shared.serve import DRAIN_SECONDS
@@ -46,10 +47,13 @@ SERVICES = {
         ConfigApiSettings().config_api_port,
     ),
 }
-KEDA_MODELS: dict[str, type[pydantic.BaseModel]] = {
-    "ScaledObject": keda.ScaledObject,
-    "TriggerAuthentication": keda.TriggerAuthentication,
+CRD_MODELS: dict[tuple[str, str], type[pydantic.BaseModel]] = {
+    ("keda.sh/v1alpha1", "ScaledObject"): keda.ScaledObject,
+    ("keda.sh/v1alpha1", "TriggerAuthentication"): keda.TriggerAuthentication,
+    ("monitoring.coreos.com/v1", "PodMonitor"): monitoring.PodMonitor,
+    ("monitoring.coreos.com/v1", "PrometheusRule"): monitoring.PrometheusRule,
 }
+"""Custom resources, checked against their CRDs' schemas as cloudcoil models them."""
 
 # The metrics the services export (README, "Metrics and health"), with their labels.
 COUNTERS = {
@@ -171,16 +175,15 @@ def containers(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]
 
 
 def schema_errors(doc: dict[str, Any]) -> list[str]:
-    """Why Kubernetes (or KEDA's CRD) would refuse or silently change this resource: schema
-    errors, and fields the schema does not know (which the API server would prune)."""
-    model = KEDA_MODELS.get(doc["kind"]) if doc["apiVersion"].startswith("keda.sh/") else None
-    if model is not None:
+    """Why Kubernetes (or the resource's CRD) would refuse or silently change this resource:
+    schema errors, and fields the schema does not know (which the API server would prune)."""
+    if model := CRD_MODELS.get((doc["apiVersion"], doc["kind"])):
         try:
             parsed = model.model_validate(doc)
         except pydantic.ValidationError as error:
             return [str(error)]
         kept = parsed.model_dump(by_alias=True, exclude_unset=True, mode="json")
-        return [] if kept == doc else [f"fields unknown to KEDA's CRD: {doc} became {kept}"]
+        return [] if kept == doc else [f"fields unknown to the CRD: {doc} became {kept}"]
     try:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
     except kubernetes_validate.ValidationError as error:
@@ -208,11 +211,9 @@ def test_base_builds_alone_with_the_three_services() -> None:
 
 
 def test_every_resource_passes_its_schema(deployed: list[dict[str, Any]]) -> None:
-    checked = {d["kind"] for d in deployed if d["apiVersion"] != "monitoring.coreos.com/v1"}
-    assert checked >= {"Deployment", "ScaledObject", "TriggerAuthentication", "Secret"}
-    for doc in deployed:
-        if doc["apiVersion"] == "monitoring.coreos.com/v1":
-            continue  # the Prometheus Operator's kinds: the alert rules are checked below
+    kinds = {d["kind"] for d in deployed}
+    assert kinds >= {"Deployment", "ScaledObject", "TriggerAuthentication", "PodMonitor"}
+    for doc in [*deployed, yaml.safe_load(ALERTS.read_text())]:
         assert schema_errors(doc) == [], f"{doc['kind']} {doc['metadata']['name']}"
 
 
@@ -226,6 +227,7 @@ def test_every_resource_passes_its_schema(deployed: list[dict[str, Any]]) -> Non
         ("ScaledObject", lambda d: d["spec"]["triggers"][0].update(queue="hookflow.runs")),
         ("ScaledObject", lambda d: d["spec"].pop("scaleTargetRef")),
         ("TriggerAuthentication", lambda d: d["spec"]["secretTargetRef"][0].pop("key")),
+        ("PodMonitor", lambda d: d["spec"].update(podMetricsEndpoints={"port": "http"})),
     ],
 )
 def test_a_broken_resource_is_rejected(
