@@ -191,6 +191,35 @@ def schema_errors(doc: dict[str, Any]) -> list[str]:
     return []
 
 
+def readme_overlay() -> str:
+    """The overlay the README's "Operations" guide shows."""
+    readme = (ROOT / "README.md").read_text()
+    found = re.search(r"```yaml\n(# overlays/production/kustomization.yaml\n.*?)```", readme, re.S)
+    assert found, "README: the overlay example is gone"
+    return found[1]
+
+
+def test_the_readme_overlay_builds(tmp_path: Path) -> None:
+    kubernetes = tmp_path / "deploy" / "kubernetes"
+    shutil.copytree(KUBERNETES, kubernetes, ignore=shutil.ignore_patterns("secret.env"))
+    component = kubernetes / "components" / "secret-from-env"
+    shutil.copy(component / "secret.env.example", component / "secret.env")
+    overlay = tmp_path / "overlays" / "production"
+    overlay.mkdir(parents=True)
+    (overlay / "kustomization.yaml").write_text(readme_overlay())
+    docs = kustomize(overlay)
+    assert {d["metadata"].get("namespace") for d in docs} == {"hookflow"}
+    for name, container in containers(docs):
+        assert container["image"].startswith(f"registry.example.com/{name}:"), name
+    config = only(docs, "ConfigMap", "hookflow")["data"]
+    assert config["HOOKFLOW_PUBLIC_URL"] == "https://hooks.example.com"
+    assert config["HOOKFLOW_BIND"] == "0.0.0.0"  # merged, not replaced
+    config_api = only(docs, "Deployment", "hookflow-config-api")
+    [source] = config_api["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+    assert source["configMapRef"]["name"] == only(docs, "ConfigMap", "hookflow")["metadata"]["name"]
+    assert {d["kind"] for d in docs} >= {"Secret", "PodMonitor"}
+
+
 def test_base_builds_alone_with_the_three_services() -> None:
     docs = kustomize(KUBERNETES)
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in docs)
