@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import orjson
 from aiohttp import web
 
+from hookflow_config_api.docs import docs_asset, docs_page, is_public
 from hookflow_config_api.listing import (
     ExecutionFilter,
     Paging,
@@ -17,8 +18,10 @@ from hookflow_config_api.listing import (
     version_number,
     workflow_listing,
 )
+from hookflow_config_api.openapi import openapi_json
 from hookflow_config_api.propagation import Propagation
 from hookflow_config_api.replays import Replays
+from hookflow_config_api.schemas import ExecutionSummary
 from hookflow_config_api.versions import version_page
 from hookflow_config_api.workflows import Workflows
 from hookflow_shared.bodies import (
@@ -57,7 +60,7 @@ def bearer_auth(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
     async def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.path != "/healthz":
+        if not is_public(request.path):
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 raise MissingToken("missing or wrong bearer token (Authorization: Bearer <token>)")
@@ -92,6 +95,9 @@ def create_app(
 
     app.cleanup_ctx.append(workflows)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/openapi.json", openapi_json)
+    app.router.add_get("/docs", docs_page)
+    app.router.add_get("/docs/{asset}", docs_asset)
     app.router.add_post("/api/workflows", create_workflow)
     app.router.add_get("/api/workflows", list_workflows)
     app.router.add_get("/api/workflows/{id}", get_workflow)
@@ -203,21 +209,7 @@ async def delete_workflow(request: web.Request) -> web.Response:
 
 
 def _summary(record: ExecutionRecord) -> dict[str, Any]:
-    return record.model_dump(
-        mode="json",
-        include={
-            "id",
-            "workflow_id",
-            "version",
-            "status",
-            "received_at",
-            "started_at",
-            "finished_at",
-            "request_id",
-            "error",
-            "replay_of",
-        },
-    )
+    return record.model_dump(mode="json", include=set(ExecutionSummary.model_fields))
 
 
 async def _executions(storage: Storage, found: ExecutionFilter, paging: Paging) -> web.Response:
