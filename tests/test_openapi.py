@@ -14,7 +14,6 @@ from typing import Any
 import aiohttp
 import hypothesis
 import jsonschema
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
