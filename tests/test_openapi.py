@@ -6,6 +6,7 @@ import asyncio
 import os
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 import aiohttp
 import hypothesis
 import jsonschema
+import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
@@ -30,7 +33,7 @@ from hookflow_config_api.docs import ASSETS
 from hookflow_config_api.openapi import routes
 from hookflow_shared.messaging.memory import MemoryBroker
 from hookflow_shared.settings import RunSettings
-from tests.support import TOKEN, System, payment_workflow, running_system, settings_for
+from tests.support import TOKEN, System, payment_workflow, settings_for, start_app
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 EXAMPLES = int(os.environ.get("HOOKFLOW_SCHEMATHESIS_EXAMPLES", "20"))
@@ -142,9 +145,9 @@ async def test_the_docs_page_works_without_a_network(local: System) -> None:
 
 
 @contextmanager
-def live_services(settings: RunSettings) -> Iterator[str]:
-    """The services on their own event loop in a thread (schemathesis calls them with blocking
-    HTTP); yields the config API's URL."""
+def live_config_api(settings: RunSettings) -> Iterator[str]:
+    """The config API on its own event loop in a thread (schemathesis calls it with blocking
+    HTTP), on the in-process bus and SQLite; yields its URL."""
     urls: queue.Queue[str | BaseException] = queue.Queue()
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
@@ -152,14 +155,17 @@ def live_services(settings: RunSettings) -> Iterator[str]:
     async def serve() -> None:
         bus = MemoryBroker()
         await bus.connect()
+        runner = None
         try:
-            async with running_system(settings, broker=bus) as system:
-                urls.put(system.config_url)
-                await stop.wait()
+            runner, url = await start_app(create_app(settings, broker=bus))
+            urls.put(url)
+            await stop.wait()
         except BaseException as error:
             urls.put(error)
             raise
         finally:
+            if runner is not None:
+                await runner.cleanup()
             await bus.close()
 
     thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
@@ -184,14 +190,16 @@ CHECKS = [
 ]
 
 
+@pytest.mark.timeout(60 + EXAMPLES * 4)  # about 2 s per example of all operations, loaded
 def test_schemathesis_finds_no_fault(data_dir: Path, namespace: str) -> None:
     settings = settings_for(broker_url=None, mongodb=None, data_dir=data_dir, namespace=namespace)
-    with live_services(settings) as url:
+    with live_config_api(settings) as url, requests.Session() as session:
         schema = schemathesis.openapi.from_url(url + "/openapi.json")
         operations = [result.ok() for result in schema.get_all_operations()]
         assert len(operations) >= 18  # every route (schemathesis leaves out /openapi.json)
         strategy = st.one_of([operation.as_strategy() for operation in operations])
         seen: set[str] = set()
+        calls = 0
 
         @hypothesis.settings(
             max_examples=EXAMPLES * len(operations),
@@ -202,8 +210,13 @@ def test_schemathesis_finds_no_fault(data_dir: Path, namespace: str) -> None:
         )
         @given(case=strategy)
         def check(case: schemathesis.Case) -> None:
+            nonlocal calls
+            calls += 1
             seen.add(case.operation.label)
-            case.call_and_validate(base_url=url, headers=AUTH, checks=CHECKS)
+            case.call_and_validate(base_url=url, session=session, headers=AUTH, checks=CHECKS)
 
+        started = time.monotonic()
         check()
+        took = time.monotonic() - started
+        print(f"schemathesis: {len(operations)} operations, {calls} calls in {took:.1f} s")
         assert len(seen) == len(operations), sorted(seen)

@@ -267,6 +267,7 @@ def _operation(
     spec: dict[str, Any] = {
         "operationId": _operation_id(method, path),
         "summary": operation.summary,
+        "tags": [_tag(path)],
         "parameters": _parameters(path, operation),
         "responses": _responses(path, operation, refs),
     }
@@ -276,6 +277,18 @@ def _operation(
     if body is not None:
         spec["requestBody"] = body
     return spec
+
+
+def _tag(path: str) -> str:
+    """The page's sections: workflows, executions, the parse helper, the service itself."""
+    for prefix, tag in (
+        ("/api/workflows", "workflows"),
+        ("/api/executions", "executions"),
+        ("/api/webhook:parse", "parse helper"),
+    ):
+        if path.startswith(prefix):
+            return tag
+    return "service"
 
 
 def _operation_id(method: str, path: str) -> str:
