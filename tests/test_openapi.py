@@ -135,10 +135,18 @@ async def test_the_docs_page_works_without_a_network(local: System) -> None:
                 assert (response.status, response.content_type) == (200, media_type)
                 assert len(await response.read()) > 10_000
         assert "http://" not in page and "https://" not in page  # nothing from elsewhere
-        async with session.get(local.config_url + "/docs/nothing.js") as response:
-            assert response.status == 404
-        async with session.get(local.config_url + "/api/workflows") as response:
-            assert response.status == 401  # the API itself still needs the token
+        for path in (  # the API itself still needs the token, however the path is spelt
+            "/api/workflows",
+            "/docs/nothing.js",
+            "/docs/../api/workflows",
+            "/docs/%2E%2E/api/workflows",
+            "/docs%2F..%2Fapi%2Fworkflows",
+        ):
+            async with session.get(local.config_url + path) as response:
+                assert response.status in (401, 404), path
+                assert "items" not in await response.text(), path
+    status, body = await local.api("GET", "/docs/nothing.js")
+    assert status == 404 and "swagger-ui.css" in body["error"]
 
 
 # --- schemathesis --------------------------------------------------------------------------
