@@ -89,6 +89,8 @@ class Operation:
     content: str = "application/json"
     answers: tuple[Model, ...] = ()
     """Several shapes of answer (oneOf), instead of `answer`."""
+    media: tuple[str, ...] = ()
+    """The media types of an answer that is a page or a file rather than JSON."""
 
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
@@ -99,10 +101,25 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("GET", "/openapi.json"): Operation("This document.", public=True),
     ("GET", "/docs"): Operation(
-        "Interactive documentation of this API.", public=True, content="text/html"
+        "Interactive documentation of this API.", public=True, media=("text/html",)
     ),
     ("GET", "/docs/{asset}"): Operation(
-        "The documentation page's scripts and styles.", public=True, errors=(404,)
+        "The documentation page's scripts and styles.",
+        public=True,
+        media=tuple(sorted(set(ASSETS.values()))),
+        errors=(401, 404),  # a name not among the assets is not public
+    ),
+    # Described here for the routes other parts of the service add (the metrics, the web
+    # console): a description of a route the app does not serve is left out of the document.
+    ("GET", "/metrics"): Operation(
+        "Prometheus metrics, in the text format.", public=True, media=("text/plain",)
+    ),
+    ("GET", "/"): Operation("The web console.", public=True, media=("text/html",)),
+    ("GET", "/console/{name}"): Operation(
+        "The web console's scripts, styles and images.",
+        public=True,
+        media=("image/png", "image/svg+xml", "text/css", "text/html", "text/javascript"),
+        errors=(404,),
     ),
     ("POST", "/api/workflows"): Operation(
         "Create a workflow: its trigger key and webhook URL are generated.",
@@ -188,6 +205,7 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "id": {"type": "string", "pattern": ID},
     "version": {"type": "integer", "minimum": 1, "maximum": 10**15 - 1},
     "asset": {"type": "string", "enum": sorted(ASSETS)},
+    "name": {"type": "string"},
 }
 
 
@@ -345,10 +363,8 @@ def _responses(
         answer["content"] = {operation.content: {"schema": refs[operation.answer, "serialization"]}}
     elif path == "/openapi.json":
         answer["content"] = {"application/json": {"schema": {"type": "object"}}}
-    elif path == "/docs":
-        answer["content"] = {"text/html": {"schema": {"type": "string"}}}
-    elif path == "/docs/{asset}":
-        answer["content"] = {kind: {"schema": {"type": "string"}} for kind in _media_types()}
+    elif operation.media:
+        answer["content"] = {kind: {"schema": {"type": "string"}} for kind in operation.media}
     if operation.status in (201, 202) or path.endswith(("rotate", "rotate-key")):
         answer["headers"] = {"Location": {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(operation.status): answer}
@@ -364,7 +380,3 @@ def _responses(
             "content": answer["content"],
         }
     return responses
-
-
-def _media_types() -> list[str]:
-    return sorted(set(ASSETS.values()))
