@@ -24,7 +24,9 @@ class BenchError(Exception):
 
 @dataclass(frozen=True)
 class Scenario:
-    target: str  # "bare", "async", "idem" (async with idempotency claims) or "sync"
+    """A run of wrk against one target."""
+
+    target: str  # "bare", "nodered", "async", "idem" (async with idempotency claims) or "sync"
     conns: int
 
     @property
@@ -36,16 +38,59 @@ class Scenario:
         """Each request carries a new idempotency key."""
         return self.target == "idem"
 
+    @property
+    def hookflow(self) -> bool:
+        """A Hookflow workflow (whose runs the executor records), not a baseline or a peer."""
+        return self.target in HOOKFLOW_TARGETS
 
-SCENARIOS = [
+
+@dataclass(frozen=True)
+class Backlog:
+    """Runs queued with the executors stopped, then drained by `executors` of them."""
+
+    executors: int
+
+    @property
+    def name(self) -> str:
+        return f"backlog-{self.executors}"
+
+
+SCENARIOS: list[Scenario | Backlog] = [
     Scenario("bare", 50),
+    Scenario("nodered", 50),
     Scenario("async", 50),
+    Scenario("async", 200),
     Scenario("async", 1),
     Scenario("idem", 50),
     Scenario("sync", 50),
     Scenario("sync", 1),
+    Backlog(1),
+    Backlog(2),
 ]
-"""What each round runs, in this order."""
+"""What each round runs, in this order (`--only` picks some)."""
+SCENARIO_NAMES = [scenario.name for scenario in SCENARIOS]
+BASELINE = "bare-50"
+"""The scenario every throughput ratio divides by."""
+
+
+def select(only: str | None) -> list[Scenario | Backlog]:
+    """The scenarios `--only` names (comma-separated), in the run's order; all without it.
+    bare-50 is added when a chosen scenario is compared with it (any wrk run at more than one
+    connection), so that the ratios are always measured in the same run."""
+    if only is None:
+        return list(SCENARIOS)
+    wanted = {name.strip() for name in only.split(",") if name.strip()}
+    unknown = sorted(wanted - set(SCENARIO_NAMES))
+    if unknown or not wanted:
+        raise ValueError(
+            f"unknown scenario(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose among {', '.join(SCENARIO_NAMES)}"
+        )
+    if any(isinstance(s, Scenario) and s.name in wanted and s.conns > 1 for s in SCENARIOS):
+        wanted.add(BASELINE)
+    return [scenario for scenario in SCENARIOS if scenario.name in wanted]
+
+
 HOOKFLOW_TARGETS = ("async", "idem", "sync")
 """The targets that are Hookflow workflows (each with its own workflow and records)."""
 IDEMPOTENT = {"header": "Idempotency-Key"}

@@ -70,7 +70,7 @@ async def drain(b: Bench, base: int, expected: int, allowance: int, start: Snaps
         allowance=allowance,
         seconds=max(0.0, last_change - began) if count != base else 0.0,
         last_record_at=last_change,
-        executor_cpu=b.svc("executor").cpu() - start.cpu["executor"],
+        executor_cpu=b.executors_cpu() - b.executors_cpu(start.cpu),
         broker_cpu=(
             None
             if start.broker_cpu is None or (cpu := b.broker_cpu()) is None
@@ -82,19 +82,26 @@ async def drain(b: Bench, base: int, expected: int, allowance: int, start: Snaps
 
 def check(b: Bench, where: str, wrk: WrkResult, drain: Drain) -> None:
     """Record a failure when runs answered 2xx were lost, or more were recorded than allowed."""
+    check_counts(b, where, wrk.ok, wrk.unanswered, drain)
+
+
+def check_counts(b: Bench, where: str, ok: int, unanswered: int, drain: Drain) -> None:
+    """The same for `ok` answers 2xx and `unanswered` requests, whatever sent them; the drain
+    may have started with some of them already recorded (ok - drain.expected)."""
+    recorded = drain.recorded + ok - drain.expected
     if drain.lost:
         b.fail(
             where,
-            f"LOST RUNS: wrk saw {wrk.ok} answers 2xx, the executor recorded only "
-            f"{drain.recorded} ({drain.lost} missing"
+            f"LOST RUNS: {ok} answers 2xx, the executor recorded only "
+            f"{recorded} ({drain.lost} missing"
             + (f"; no progress for {DRAIN_STALL:g} s" if drain.stalled else "")
             + ")",
         )
     elif drain.extra > drain.allowance:
         b.fail(
             where,
-            f"EXTRA RUNS: wrk saw {wrk.ok} answers 2xx and {wrk.unanswered} unanswered "
-            f"requests, the executor recorded {drain.recorded} ({drain.extra} more)",
+            f"EXTRA RUNS: {ok} answers 2xx and {unanswered} unanswered "
+            f"requests, the executor recorded {recorded} ({drain.extra} more)",
         )
 
 

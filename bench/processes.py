@@ -19,6 +19,8 @@ from cryptography.fernet import Fernet
 
 from bench.common import BENCH, ROOT, UNLIMITED, BenchError
 from bench.cpu import cpu_seconds
+from bench.memory import peak_rss_mb
+from bench.storage import storage_env
 
 BARE = BENCH / "bare.py"
 HOOKFLOW = ROOT / ".venv" / "bin" / "hookflow"
@@ -77,10 +79,16 @@ class Processes:
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self.services: dict[str, Service] = {}
+        self.env: dict[str, str] = {}
+        self.peak_mb: dict[str, float] = {}
+        """Peak RSS by process name, the highest of every process that bore the name."""
+        self.started: list[str] = []
+        """Every name started, in order, those stopped since included (for their logs)."""
 
     def start(self, name: str, argv: list[str], env: dict[str, str], port: int) -> Service:
-        out = (self.log_dir / f"{name}.stdout").open("wb")
-        err = (self.log_dir / f"{name}.stderr").open("wb")
+        # Appended to: an executor stopped and started again (the backlog) keeps one log.
+        out = (self.log_dir / f"{name}.stdout").open("ab")
+        err = (self.log_dir / f"{name}.stderr").open("ab")
         with out, err:
             # A session of its own: a Ctrl-C on the terminal reaches the benchmark only, which
             # then stops its processes in order.
@@ -94,19 +102,50 @@ class Processes:
                 start_new_session=True,
             )
         service = self.services[name] = Service(name, port, proc, self.log_dir)
+        if name not in self.started:
+            self.started.append(name)
         return service
 
     def start_all(self, env: dict[str, str], ports: dict[str, int]) -> None:
         """The three services, then the bare handler."""
+        self.env = env
         for name in SERVICES:
             self.start(name, [str(HOOKFLOW), name], env, ports[name])
         bare_argv = [sys.executable, str(BARE), "--port", str(ports["bare"])]
         self.start("bare", bare_argv, env, ports["bare"])
 
+    def start_executor(self, name: str) -> Service:
+        """One more executor (or the first again), on a port of its own."""
+        port = free_port()
+        env = self.env | {"HOOKFLOW_EXECUTOR_PORT": str(port)}
+        return self.start(name, [str(HOOKFLOW), "executor"], env, port)
+
+    def note_memory(self) -> None:
+        """Read the running processes' peak RSS (before any of them stops)."""
+        for name, service in self.services.items():
+            if service.alive():
+                with contextlib.suppress(OSError, ValueError):
+                    mb = peak_rss_mb(service.proc.pid)
+                    self.peak_mb[name] = max(mb, self.peak_mb.get(name, 0.0))
+
+    def stop(self, name: str) -> None:
+        """Stop one process (SIGTERM: an executor finishes what it holds) and forget it."""
+        self.note_memory()
+        service = self.services.pop(name)
+        service.proc.send_signal(signal.SIGTERM)
+        try:
+            service.proc.wait(timeout=STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            print(f"  {service.name} did not stop within {STOP_GRACE:g} s: killing it")
+            service.proc.kill()
+            service.proc.wait()
+
     def stop_all(self) -> None:
+        self.note_memory()
         running = [s for s in self.services.values() if s.alive()]
         for service in running:
             with contextlib.suppress(ProcessLookupError):
+                service.proc.send_signal(signal.SIGCONT)  # an executor frozen by a backlog
                 service.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE
         for service in running:
@@ -143,15 +182,15 @@ def service_env(
     }
     if lift_rate_limit:
         env |= UNLIMITED
-    return env
+    return env | storage_env(namespace)
 
 
 def log_summary(procs: Processes) -> dict[str, Any]:
     """What the services logged (warnings and errors only, at HOOKFLOW_LOG_LEVEL=warning)."""
     summary: dict[str, Any] = {}
-    for name, service in procs.services.items():
+    for name in procs.started:
         try:
-            lines = service.stderr_path.read_text(errors="replace").splitlines()
+            lines = (procs.log_dir / f"{name}.stderr").read_text(errors="replace").splitlines()
         except OSError:
             continue
         events: dict[str, int] = {}

@@ -13,14 +13,26 @@ the same run.
 wrk (2 threads, `--latency`, bench/post.lua) POSTs a payment callback (bench/common.py PAYLOAD):
 
     bare-50    the bare handler, 50 connections
+    nodered-50 Node-RED (bench/nodered.py), a flow doing what the sync example does, in memory:
+               the peer, measured next to the bare handler (skipped, with the reason printed,
+               without node and npm; installed from npm into ~/.cache/hookflow-bench once)
     async-50   examples/payment-callback.json, the README's payment workflow, without its Basic
                auth (async: answered once the broker confirmed the run)
+    async-200  the same, 200 connections (the issue's target: p99 under 50 ms)
     async-1    the same, one connection (each request waits for the broker's confirm)
     idem-50    the same with `trigger.idempotency` by header, every request a new key: each
                claims its key in the store before it is queued
     sync-50    examples/payment-callback-sync.json, the README's "Payment callback (sync)": the
                caller waits for the workflow's answer
     sync-1     the same, one connection
+
+and two scenarios without wrk (bench/backlog.py): with the executor stopped, `--backlog` runs
+(20,000) are POSTed to the async workflow through the gateway, then one executor (backlog-1) or
+two (backlog-2) start and drain the queue: runs per second and CPU per run.
+
+`--only SCENARIO[,SCENARIO]` runs some of them (bare-50 comes along when a chosen one is
+compared with it). With HOOKFLOW_MONGODB_URL set the services keep their data in that MongoDB
+(a database of the run's own, dropped at the end) instead of SQLite.
 
 Each measured run (10 s; `--quick`: 3 s and one round) follows a 3 s warm-up whose figures are
 discarded. `--rounds N` (default 3) runs the whole set N times, interleaved, and the figures
@@ -50,17 +62,23 @@ How to read it
   load ended, to record the last run; "exec runs/s" its recording rate from the start of the
   run to the last record.
 
-Results: a table on stdout, and everything (each round's raw figures and wrk output, the
-medians, the machine) in bench/results/bench-<UTC timestamp>.json and bench/results/latest.json.
+- Memory: the peak RSS (VmHWM, /proc/<pid>/status) of each process started, read before it
+  stops, against the targets (gateway under 150 MB, executor under 200 MB).
+
+Results: tables on stdout, and everything (each round's raw figures and wrk output, the
+medians, the ratios, the memory, the machine) in bench/results/bench-<UTC timestamp>.json and
+bench/results/latest.json, with a chart of it (bench/chart.py) in the .png beside each.
 Exit status: 0 all good, 1 lost or extra runs or an error, 2 wrk or RabbitMQ missing.
 
 The code
 --------
 This file parses the arguments and runs the rounds; its neighbours in bench/ do the rest:
 processes.py (the services' start, stop and logs), workflows.py (the two example workflows and
-their set-up), loadgen.py (wrk and its output), cpu.py (CPU from /proc), scenarios.py (one
-measured run), correctness.py (runs recorded against 2xx answers), report.py (the tables and
-the JSON), machine.py (the machine in the JSON), session.py and common.py (what they share).
+their set-up), loadgen.py (wrk and its output), cpu.py (CPU from /proc), memory.py (peak RSS),
+scenarios.py (one measured wrk run), backlog.py (the backlog drains), nodered.py (the peer),
+storage.py (SQLite or MongoDB), correctness.py (runs recorded against 2xx answers), report.py
+(the tables and the JSON), chart.py (the PNG), machine.py (the machine in the JSON), session.py
+and common.py (what they share).
 """
 
 from __future__ import annotations
@@ -86,7 +104,9 @@ import aiohttp
 # root, the parent of bench/.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, SCENARIOS, BenchError
+from bench import nodered, storage
+from bench.backlog import run_backlog
+from bench.common import ROOT, Backlog, BenchError, select
 from bench.correctness import check_storage
 from bench.cpu import find_broker_pids
 from bench.machine import machine_info
@@ -106,6 +126,24 @@ from bench.workflows import set_up_workflows
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
+def start_nodered(args: argparse.Namespace, procs: Processes, state: dict[str, Any]) -> None:
+    """Node-RED, when a scenario measures it: installed once, started on a port of its own;
+    without node or npm the scenario is skipped, with the reason printed and in the JSON."""
+    if not any(s.name == "nodered-50" for s in args.scenarios):
+        return
+    reason = nodered.missing_reason()
+    if reason is not None:
+        print(f"bench: skipping nodered-50: {reason}", flush=True)
+        state["skipped"]["nodered-50"] = reason
+        args.scenarios = [s for s in args.scenarios if s.name != "nodered-50"]
+        return
+    script = nodered.ensure_installed(nodered.install_dir())
+    port = free_port()
+    argv = nodered.command(script, state["data_dir"] / "node-red", port)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKFLOW_")}
+    procs.start("nodered", argv, env, port)
+
+
 def start_services(args: argparse.Namespace, procs: Processes, state: dict[str, Any]) -> None:
     ports = {name: free_port() for name in ("gateway", "config-api", "executor", "bare")}
     env = service_env(
@@ -117,11 +155,13 @@ def start_services(args: argparse.Namespace, procs: Processes, state: dict[str, 
         lift_rate_limit=not args.keep_rate_limit,
     )
     print(
-        f"bench: namespace {state['namespace']}, data in {state['data_dir']}, "
-        f"{args.rounds} round(s) of {args.duration:g} s after {args.warmup:g} s warm-ups",
+        f"bench: namespace {state['namespace']}, data in {state['data_dir']}, storage "
+        f"{state['storage_kind']}, {args.rounds} round(s) of {args.duration:g} s after "
+        f"{args.warmup:g} s warm-ups; scenarios {', '.join(s.name for s in args.scenarios)}",
         flush=True,
     )
     procs.start_all(env, ports)
+    start_nodered(args, procs, state)
 
 
 async def run_rounds(b: Bench, rounds: list[dict[str, Any]]) -> None:
@@ -132,14 +172,15 @@ async def run_rounds(b: Bench, rounds: list[dict[str, Any]]) -> None:
         figures: dict[str, dict[str, Any]] = {}
         this_round: dict[str, Any] = {"round": number, "scenarios": figures}
         rounds.append(this_round)
-        for scenario in SCENARIOS:
-            figures[scenario.name] = await run_scenario(b, scenario, label)
+        for scenario in b.args.scenarios:
+            if isinstance(scenario, Backlog):
+                figures[scenario.name] = await run_backlog(b, scenario, label)
+            else:
+                figures[scenario.name] = await run_scenario(b, scenario, label)
             this_round["ratios"] = round_ratios(figures)
-        print(
-            f"{label} ratios: "
-            + ", ".join(f"{k} {v:.2f}" for k, v in this_round["ratios"].items() if v is not None),
-            flush=True,
-        )
+        measured = [f"{k} {v:.2f}" for k, v in this_round["ratios"].items() if v is not None]
+        if measured:
+            print(f"{label} ratios: " + ", ".join(measured), flush=True)
 
 
 async def bench(args: argparse.Namespace, wrk: str, procs: Processes, state: dict[str, Any]) -> int:
@@ -201,9 +242,11 @@ def clean_up(
     """Stop the services, delete the namespace, write the results, say what went wrong."""
     print("bench: stopping the services", flush=True)
     procs.stop_all()
+    state["memory"] = procs.peak_mb
     state["logs"] = log_summary(procs)
     if procs.services:
         remove_namespace(state)
+        drop_database(state)
     if status != 2:
         path = write_results(state, args, status)
         print(f"\nResults: {path.relative_to(ROOT)} (and bench/results/latest.json)")
@@ -213,6 +256,16 @@ def clean_up(
         print(f"bench: data and logs kept in {state['data_dir']}")
     else:
         shutil.rmtree(state["data_dir"], ignore_errors=True)
+
+
+def drop_database(state: dict[str, Any]) -> None:
+    try:
+        done = storage.drop_database(state["namespace"])
+    except Exception as error:
+        print(f"bench: could not drop the run's MongoDB database: {error!r}", file=sys.stderr)
+    else:
+        if done:
+            print(f"bench: {done}")
 
 
 @contextlib.contextmanager
@@ -241,13 +294,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="keep the gateway's default per-trigger rate limit (lifted by default)",
     )
+    parser.add_argument(
+        "--only",
+        metavar="SCENARIO[,SCENARIO]",
+        help="run these scenarios only (bare-50 is added when one is compared with it): "
+        + ", ".join(s.name for s in select(None)),
+    )
+    parser.add_argument(
+        "--backlog", type=int, help="runs queued by the backlog scenarios (default 20,000)"
+    )
     args = parser.parse_args(argv)
+    try:
+        args.scenarios = select(args.only)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.backlog is None:
+        args.backlog = 2_000 if args.quick else 20_000
     if args.rounds is None:
         args.rounds = 1 if args.quick else 3
     if args.duration is None:
         args.duration = 3.0 if args.quick else 10.0
-    if args.rounds < 1 or args.duration <= 0 or args.warmup <= 0:
-        parser.error("--rounds, --duration and --warmup must be positive")
+    if args.rounds < 1 or args.duration <= 0 or args.warmup <= 0 or args.backlog < 1:
+        parser.error("--rounds, --duration, --warmup and --backlog must be positive")
     return args
 
 
@@ -259,6 +327,8 @@ def new_state() -> dict[str, Any]:
         "namespace": f"bench-{secrets.token_hex(4)}",
         "token": secrets.token_urlsafe(24),
         "data_dir": Path(tempfile.mkdtemp(prefix="hookflow-bench-")),
+        "storage_kind": storage.describe(),
+        "skipped": {},
         "rounds": [],
     }
 

@@ -18,7 +18,7 @@ def statuses(counts: dict[int, Any]) -> dict[str, Any]:
 
 async def warm_up(b: Bench, scenario: Scenario, label: str) -> dict[str, Any]:
     """A run whose figures are discarded, but whose runs are checked all the same."""
-    hookflow = scenario.target != "bare"
+    hookflow = scenario.hookflow
     print(f"{label} {scenario.name}: warm-up {b.args.warmup:g} s", flush=True)
     base = await b.executed() if hookflow else 0
     warm = await run_wrk(
@@ -108,7 +108,7 @@ def executor_figures(
 
 
 def summary_line(label: str, scenario: Scenario, result: WrkResult, figures: dict[str, Any]) -> str:
-    server = "bare" if scenario.target == "bare" else "gateway"
+    server = "gateway" if scenario.hookflow else scenario.target
     line = (
         f"{label} {scenario.name}: {result.rps:,.0f} req/s, p50 {fmt_ms(result.p50_ms)}, "
         f"p99 {fmt_ms(result.p99_ms)}, non-2xx {result.non_2xx}, "
@@ -118,7 +118,7 @@ def summary_line(label: str, scenario: Scenario, result: WrkResult, figures: dic
         line += f" ({result.describe_non_2xx()})"
     if result.socket_error_count:
         line += f", socket errors {result.socket_errors}"
-    if scenario.target != "bare":
+    if scenario.hookflow:
         line += (
             f"; executor {figures['executor_cpu_us_per_run']:,.0f} µs/run, "
             f"recorded {figures['recorded']:,} of {result.ok:,} 2xx "
@@ -129,8 +129,8 @@ def summary_line(label: str, scenario: Scenario, result: WrkResult, figures: dic
 
 async def run_scenario(b: Bench, scenario: Scenario, label: str) -> dict[str, Any]:
     """Warm up, measure, wait for the executor to record every run; the figures, for the JSON."""
-    hookflow = scenario.target != "bare"
-    server = "gateway" if hookflow else "bare"
+    hookflow = scenario.hookflow
+    server = "gateway" if hookflow else scenario.target
     b.check_services()
     warmup = await warm_up(b, scenario, label)
 

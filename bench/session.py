@@ -50,11 +50,27 @@ class Bench:
     def broker_cpu(self) -> float | None:
         return processes_cpu(self.broker_pids)
 
+    def executors(self) -> list[Service]:
+        """The executors running: "executor", and "executor-2"... while a backlog drains."""
+        return [s for n, s in self.procs.services.items() if n.split("-")[0] == "executor"]
+
+    def executors_cpu(self, cpu: dict[str, float] | None = None) -> float:
+        """CPU seconds of the executors running, now or in a snapshot's `cpu`."""
+        names = [s.name for s in self.executors()]
+        return (
+            sum(cpu.get(n, 0.0) for n in names)
+            if cpu is not None
+            else sum(map(Service.cpu, self.executors()))
+        )
+
     async def executed(self) -> int:
-        """The executor's count of recorded runs (its /healthz)."""
-        async with self.http.get(f"{self.svc('executor').base}/healthz") as response:
-            body = await response.json()
-        return int(body["executed"])
+        """The runs the executors running have recorded (the counters of their /healthz)."""
+        total = 0
+        for executor in self.executors():
+            async with self.http.get(f"{executor.base}/healthz") as response:
+                body = await response.json()
+            total += int(body["executed"])
+        return total
 
     async def queue_depth(self) -> int:
         queue = await self.channel.declare_queue(f"{self.namespace}.runs", passive=True)

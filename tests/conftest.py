@@ -31,7 +31,7 @@ from hookflow_shared.messaging.memory import MemoryBroker
 from hookflow_shared.storage import Storage, open_storage
 from hookflow_shared.storage.sqlite import SqliteStorage
 from tests import fuzzing
-from tests.support import System, running_system, settings_for
+from tests.support import FOREVER, System, running_system, settings_for
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -212,7 +212,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     """Each storage adapter in turn, open on a database of this test's own."""
     url = request.getfixturevalue("mongodb_url") if request.param == "mongodb" else None
     database = f"test_{uuid.uuid4().hex[:12]}"
-    storage = open_storage(url, database=database, data_dir=tmp_path)
+    # The contract's records were received at fixed moments long past (T0): kept for good.
+    storage = open_storage(url, database=database, data_dir=tmp_path, retention=FOREVER)
     await storage.open()
     try:
         yield storage

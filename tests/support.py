@@ -37,6 +37,9 @@ from hookflow_shared.settings import RunSettings
 from hookflow_shared.storage import Storage
 
 TOKEN = "test-admin-token"
+FOREVER = timedelta(days=3650)
+"""The retention of the tests' stores: their records received at fixed moments long past (T0)
+are kept, unless a test is about retention."""
 SECRET_KEY = new_key()
 
 
@@ -132,7 +135,7 @@ class System:
 
     async def triggers(self) -> int:
         async with self.session.get(self.gateway_url + "/healthz") as response:
-            return int((await response.json())["triggers"])
+            return int((await response.json())["triggers"]["count"])
 
     async def create(self, document: dict[str, Any]) -> dict[str, Any]:
         """Create a workflow and wait until the gateway has heard of it (the change event
@@ -179,7 +182,7 @@ def settings_for(
         admin_token=SecretStr(TOKEN),
         secret_key=SecretStr(SECRET_KEY),
         refresh_interval=3600,
-        **extra,
+        **({"execution_retention": FOREVER} | extra),
     )
 
 

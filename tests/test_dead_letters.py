@@ -269,8 +269,11 @@ def test_a_second_installation_on_the_same_namespace_refuses_to_start(
         second = executor(tmp_path / "second")
         _, errors = second.communicate(timeout=60)
         assert second.returncode != 0
-        assert "belongs to another Hookflow installation" in errors
-        assert "HOOKFLOW_NAMESPACE" in errors
+        [line] = errors.strip().splitlines()  # one line: what is wrong and what to do
+        assert "belongs to another Hookflow installation" in line
+        assert "HOOKFLOW_NAMESPACE" in line
+        assert f"stores in SQLite in {tmp_path / 'second' / 'hookflow.sqlite3'}" in line
+        assert "must use the same storage" in line
         assert first.poll() is None, "the first installation must keep running"
     finally:
         first.terminate()

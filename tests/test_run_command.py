@@ -103,6 +103,22 @@ async def test_the_walkthrough_on_the_embedded_defaults(
         for url in (urls["gateway"], urls["config"], urls["executor"]):
             async with session.get(url + "/healthz") as response:
                 assert response.status == 200
+        # One process, one registry: each port shows every service's metrics, the same counts.
+        scraped = []
+        for url in (urls["gateway"], urls["config"], urls["executor"]):
+            async with session.get(url + "/metrics") as response:
+                assert response.status == 200
+                text = await response.text()
+            for name in (
+                "hookflow_webhooks_total",
+                "hookflow_executions_total",
+                "hookflow_api_requests_total",
+            ):
+                assert name in text, (url, name)
+            scraped.append(
+                [line for line in text.splitlines() if line.startswith("hookflow_webhooks_total")]
+            )
+        assert scraped[0] == scraped[1] == scraped[2] != []
 
     process.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(process.wait, 15) == 0

@@ -1,10 +1,12 @@
 """The resources a service opens: its storage, its broker connection, and the installation's
 id; each opened one way, with an error that says what to check when it cannot be."""
 
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
+import aiormq.exceptions
 import structlog
 from aiohttp import web
 
@@ -30,14 +32,14 @@ async def opened_storage(settings: CommonSettings) -> AsyncIterator[Storage]:
         database=settings.mongodb_database,
         data_dir=settings.data_dir,
         timeout=settings.storage_timeout,
+        retention=settings.execution_retention,
     )
     try:
         await storage.open()
     except Exception as error:
-        where = _without_password(url) if url else str(settings.data_dir)
         raise StartupError(
-            f"cannot open the storage at {where} ({error!r}); check HOOKFLOW_MONGODB_URL "
-            "or HOOKFLOW_DATA_DIR"
+            f"cannot open the storage, {storage_description(settings)} ({_brief(error)}); "
+            "check HOOKFLOW_MONGODB_URL or HOOKFLOW_DATA_DIR"
         ) from error
     try:
         yield storage
@@ -66,15 +68,22 @@ async def opened_broker(
         retry_backoff=settings.retry_backoff,
     )
     try:
-        await broker.connect()
+        with _quiet("aiormq", "aio_pika"):
+            await broker.connect()
     except ForeignInstallation as error:
-        log.critical(
-            "refusing to start: another installation owns the namespace", reason=str(error)
-        )
-        raise StartupError(str(error)) from error
+        raise StartupError(
+            f"refusing to start: {error} This service stores in {storage_description(settings)}; "
+            "every service of one installation must use the same storage (the same "
+            "HOOKFLOW_MONGODB_URL, or on one machine the same HOOKFLOW_DATA_DIR)."
+        ) from error
+    except aiormq.exceptions.ProbableAuthenticationError as error:
+        raise StartupError(
+            f"RabbitMQ at {broker_description(settings)} refused the user name or password; "
+            "check the credentials in HOOKFLOW_BROKER_URL"
+        ) from error
     except Exception as error:
         raise StartupError(
-            f"cannot reach RabbitMQ at {_without_password(url or '')} ({error!r}); is it "
+            f"cannot reach RabbitMQ at {broker_description(settings)} ({_brief(error)}); is it "
             "running, and is HOOKFLOW_BROKER_URL right?"
         ) from error
     try:
@@ -110,6 +119,41 @@ def use_resources(
             yield
 
     app.cleanup_ctx.append(context)
+
+
+def storage_description(settings: CommonSettings) -> str:
+    """Which storage the settings name, without a password: for logs and errors."""
+    if settings.mongodb_url is not None:
+        url = _without_password(settings.mongodb_url.get_secret_value())
+        return f"MongoDB at {url} (database {settings.mongodb_database})"
+    return f"SQLite in {settings.data_dir / 'hookflow.sqlite3'}"
+
+
+def broker_description(settings: CommonSettings) -> str:
+    """Which broker the settings name, without a password."""
+    if settings.broker_url is None:
+        return "the in-process bus"
+    return _without_password(settings.broker_url.get_secret_value())
+
+
+def _brief(error: BaseException, limit: int = 240) -> str:
+    """An error in a few words: a driver's message may run to a whole topology description."""
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@contextmanager
+def _quiet(*loggers: str) -> Iterator[None]:
+    """Silence libraries' own logging while connecting at start: their complaint about a
+    broker that does not answer would come before (and say less than) the StartupError."""
+    saved = [(logging.getLogger(name), logging.getLogger(name).level) for name in loggers]
+    for logger, _ in saved:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in saved:
+            logger.setLevel(level)
 
 
 def _without_password(url: str) -> str:

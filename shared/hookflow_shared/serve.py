@@ -8,6 +8,9 @@ from contextlib import suppress
 import structlog
 from aiohttp import web
 
+from hookflow_shared.resources import broker_description, storage_description
+from hookflow_shared.settings import CommonSettings
+
 log = structlog.get_logger("hookflow")
 
 
@@ -29,8 +32,10 @@ async def serve(
     try:
         for app, host, port in apps:
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
-            await runner.setup()
+            # Listed before its set-up: when a resource fails to open, the ones opened before it
+            # are closed by the clean-up below, and only the StartupError is left to tell.
             runners.append(runner)
+            await runner.setup()
             site = web.TCPSite(runner, host, port, reuse_address=True)
             await site.start()
             sites.append(site)
@@ -51,3 +56,21 @@ async def serve(
                 await runner.cleanup()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+
+
+def announce(settings: CommonSettings, *services: tuple[str, int]) -> Callable[[], None]:
+    """What a service logs once it listens: its port, and the broker and storage it uses
+    (without passwords), so that a service pointed at another storage than its peers shows it."""
+
+    def ready() -> None:
+        for service, port in services:
+            log.info(
+                "listening",
+                service=service,
+                address=f"{settings.bind}:{port}",
+                broker=broker_description(settings),
+                storage=storage_description(settings),
+                namespace=settings.namespace,
+            )
+
+    return ready

@@ -1,5 +1,7 @@
 """Settings: one class per service, read from HOOKFLOW_* environment variables."""
 
+import re
+from datetime import timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
@@ -45,10 +47,27 @@ def _unmapped(network: IPNetwork) -> IPNetwork:
     return IPv4Network((mapped, network.prefixlen - 96))
 
 
+_DURATION = re.compile(r"(\d+)\s*([dhms])")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def parse_duration(value: str) -> timedelta:
+    """`30d`, `12h`, `90m`, `45s` (a number and a unit); a bare number is seconds."""
+    text = value.strip().lower()
+    if text.isdigit():
+        return timedelta(seconds=int(text))
+    found = _DURATION.fullmatch(text)
+    if found is None:
+        raise ValueError(f"{value!r} is not a duration: write a number and a unit, e.g. 30d, 12h")
+    return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
+
+
 class CommonSettings(BaseSettings):
     """What every service reads: where the broker and the storage are, and how to log."""
 
-    model_config = SettingsConfigDict(env_prefix="HOOKFLOW_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="HOOKFLOW_", extra="ignore", use_attribute_docstrings=True
+    )
 
     broker_url: SecretStr | None = None
     """RabbitMQ, amqp://...; unset means the in-process bus (only with `hookflow run`)."""
@@ -73,6 +92,17 @@ class CommonSettings(BaseSettings):
     """The address the HTTP servers listen on (0.0.0.0 in containers)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
+    execution_retention: Annotated[timedelta, NoDecode] = timedelta(days=30)
+    """How long execution records are kept (`30d`, `12h`, `90m`): a TTL index on MongoDB, a
+    periodic delete on SQLite."""
+
+    @field_validator("execution_retention", mode="before")
+    @classmethod
+    def _retention(cls, value: object) -> object:
+        retention = parse_duration(value) if isinstance(value, str) else value
+        if isinstance(retention, timedelta) and retention <= timedelta(0):
+            raise ValueError("must be longer than nothing, e.g. 30d")
+        return retention
 
 
 class GatewaySettings(CommonSettings):
@@ -95,6 +125,9 @@ class GatewaySettings(CommonSettings):
     """Seconds a stopping gateway lets sync callers wait for their reply before a 504."""
     refresh_interval: float = 30.0
     """Seconds between full reloads of the trigger cache (events keep it fresh in between)."""
+    refused_log_level: Literal["debug", "info", "warning"] = "info"
+    """The level of the one line logged per refused webhook (under HOOKFLOW_LOG_LEVEL=info,
+    `debug` hides them); a broker refusing runs is always a warning."""
 
 
 class ExecutorSettings(CommonSettings):

@@ -304,7 +304,7 @@ class Installation:
         for gateway in self.gateways:
             if not gateway.running:
                 continue
-            while (await gateway.health()).get("triggers", 0) < self._enabled_workflows:
+            while (await gateway.health())["triggers"]["count"] < self._enabled_workflows:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"{gateway.name} did not load the triggers")
                 await asyncio.sleep(0.05)
@@ -316,12 +316,14 @@ class Installation:
 
     def refused_runs(self) -> set[str]:
         """Execution ids the gateways answered 503 for after trying to queue them (their log's
-        "webhook refused: broker unavailable"): a lost confirm may still have queued them."""
+        "webhook refused" for the reason broker_unavailable): a lost confirm may still have
+        queued them."""
         return {
             event["execution_id"]
             for gateway in self.gateways
             for event in gateway.events()
-            if event.get("event") == "webhook refused: broker unavailable"
+            if event.get("event") == "webhook refused"
+            and event.get("reason") == "broker_unavailable"
             and "execution_id" in event
         }
 

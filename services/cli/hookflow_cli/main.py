@@ -1,164 +1,61 @@
-"""The `hookflow` command: run the whole system, or one service, or a development MongoDB."""
+"""The `hookflow` command: the commands that run Hookflow (services.py) and the admin commands
+that talk to a running config API (apply, workflows, executions, parse). A CliError becomes one
+line on stderr and its exit status, never a traceback."""
 
-import argparse
-import asyncio
-import os
-import secrets
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING
+import sys
+from importlib.metadata import version
+from typing import Annotated
 
-from pydantic import SecretStr
+import typer
 
-from hookflow_shared.command import load_settings, run_command
-from hookflow_shared.crypto import new_key
-from hookflow_shared.errors import StartupError
-from hookflow_shared.settings import RunSettings
+from hookflow_cli import apply, executions, output, parse, services, workflows
+from hookflow_cli.errors import CliError
+from hookflow_cli.options import ADMIN_HELP
 
-if TYPE_CHECKING:
-    from hookflow_shared.messaging import Broker
-    from hookflow_shared.storage import Storage
+DISTRIBUTION = "hookflow"
 
-
-def _kept(given: SecretStr | None, path: Path, make: Callable[[], str]) -> tuple[str, bool]:
-    """A secret for `hookflow run`: the configured one, else the one kept in the data dir, else
-    a new one kept there (readable by the owner only, so a restart keeps it). The flag says
-    whether it came from the file."""
-    if given is not None:
-        return given.get_secret_value(), False
-    if path.exists():
-        return path.read_text().strip(), True
-    value = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(value + "\n")
-    return value, True
+app = typer.Typer(
+    name="hookflow",
+    help="Webhook-triggered workflows. Configured by HOOKFLOW_* environment variables "
+    "(each command's --help lists those it reads).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # a traceback must never show the admin token
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 
 
-async def _run_all() -> None:
-    from hookflow_shared.resources import opened_broker, opened_storage
-
-    settings = load_settings(RunSettings)
-    token, generated = _kept(
-        settings.admin_token, settings.data_dir / "admin-token", lambda: secrets.token_urlsafe(24)
-    )
-    settings.admin_token = SecretStr(token)
-    key, _ = _kept(settings.secret_key, settings.data_dir / "secret-key", new_key)
-    settings.secret_key = SecretStr(key)
-    async with opened_storage(settings) as storage:
-        installation = await storage.installation_id()
-        async with opened_broker(settings, installation=installation, embedded=True) as broker:
-            await _serve_all(settings, storage, broker, token if generated else None)
+def _version(given: bool) -> None:
+    if given:
+        print(f"hookflow {version(DISTRIBUTION)}")
+        raise typer.Exit()
 
 
-async def _serve_all(
-    settings: RunSettings, storage: "Storage", broker: "Broker", generated_token: str | None
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
-    from hookflow_config_api.app import create_app as config_api_app
-    from hookflow_executor.app import create_app as executor_app
-    from hookflow_gateway.app import create_app as gateway_app
-    from hookflow_shared.serve import serve
-
-    apps = [
-        (factory(settings, storage=storage, broker=broker), settings.bind, port)
-        for factory, port in (
-            (config_api_app, settings.config_api_port),
-            (executor_app, settings.executor_port),
-            (gateway_app, settings.gateway_port),
-        )
-    ]
-    await serve(apps, ready=lambda: print(_banner(settings, generated_token), flush=True))
+    """Webhook-triggered workflows."""
 
 
-def _banner(settings: RunSettings, generated_token: str | None) -> str:
-    where = (
-        "MongoDB" if settings.mongodb_url else f"SQLite in {settings.data_dir / 'hookflow.sqlite3'}"
-    )
-    bus = "RabbitMQ" if settings.broker_url else "the in-process bus"
-    host = settings.bind
-    lines = [
-        f"Hookflow is running on {bus}, storing in {where}.",
-        f"  gateway     {settings.public_url.rstrip('/')}/api/webhook:trigger/<key>",
-        f"  config API  http://{host}:{settings.config_api_port}/api/workflows",
-        f"  executor    http://{host}:{settings.executor_port}/healthz",
-    ]
-    if generated_token is not None:
-        lines += [
-            f"  admin token {generated_token}",
-            f"              (kept in {settings.data_dir / 'admin-token'}; "
-            "set HOOKFLOW_ADMIN_TOKEN to choose your own)",
-            f"  export HOOKFLOW_ADMIN_TOKEN={generated_token}",
-        ]
-    lines.append("Stop with Ctrl-C.")
-    return "\n".join(lines)
-
-
-async def _run_one(service: str) -> None:
-    """One service on its own (its distribution may be all this image has)."""
-    if service == "gateway":
-        from hookflow_gateway.main import serve_alone
-    elif service == "executor":
-        from hookflow_executor.main import serve_alone
-    else:
-        from hookflow_config_api.main import serve_alone
-    await serve_alone()
-
-
-async def _mongo(host: str, port: int, data: Path | None) -> None:
-    try:
-        from mongoeco.engines.sqlite import SQLiteEngine
-        from mongoeco.wire import AsyncMongoEcoProxyServer
-    except ImportError:
-        raise StartupError(
-            "hookflow mongo needs mongoeco, a development dependency: pip install mongoeco"
-        ) from None
-
-    engine = SQLiteEngine(str(data)) if data else None
-    async with AsyncMongoEcoProxyServer(host=host, port=port, engine=engine) as server:
-        print(
-            f"mongoeco's MongoDB-compatible server at {server.address.uri} "
-            f"({'SQLite file ' + str(data) if data else 'in memory'}); for development and tests, "
-            "not production.\nexport HOOKFLOW_MONGODB_URL='" + server.address.uri + "'",
-            flush=True,
-        )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        import signal
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
+services.add_to(app)
+app.command(epilog=ADMIN_HELP)(apply.apply)
+app.command(epilog=ADMIN_HELP)(parse.parse)
+app.add_typer(workflows.app)
+app.add_typer(executions.app)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="hookflow",
-        description="Webhook-triggered workflows. Configured by HOOKFLOW_* environment variables.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("run", help="the whole system in one process (embedded defaults)")
-    commands.add_parser("gateway", help="the webhook gateway alone (needs HOOKFLOW_BROKER_URL)")
-    commands.add_parser("executor", help="one executor (needs HOOKFLOW_BROKER_URL)")
-    commands.add_parser("config-api", help="the config API alone (needs HOOKFLOW_BROKER_URL)")
-    commands.add_parser("secret-key", help="print a new HOOKFLOW_SECRET_KEY")
-    mongo = commands.add_parser(
-        "mongo", help="mongoeco's MongoDB-compatible server, for development and tests"
-    )
-    mongo.add_argument("--host", default="127.0.0.1")
-    mongo.add_argument("--port", type=int, default=27017)
-    mongo.add_argument(
-        "--data", type=Path, help="keep the data in this SQLite file (default: memory)"
-    )
-    args = parser.parse_args(argv)
-    if args.command == "run":
-        run_command(_run_all())
-    elif args.command == "secret-key":
-        print(new_key())
-    elif args.command == "mongo":
-        run_command(_mongo(args.host, args.port, args.data))
-    else:
-        run_command(_run_one(args.command))
+    try:
+        app(args=argv, prog_name="hookflow")
+    except CliError as error:
+        output.error(error.message)
+        sys.exit(error.code)
 
 
 if __name__ == "__main__":

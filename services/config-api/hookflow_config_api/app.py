@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from hookflow_config_api.docs import docs_asset, docs_page, is_public
 from hookflow_config_api.listing import (
@@ -18,6 +19,7 @@ from hookflow_config_api.listing import (
     version_number,
     workflow_listing,
 )
+from hookflow_config_api.metrics import ApiMetrics
 from hookflow_config_api.openapi import openapi_json
 from hookflow_config_api.propagation import Propagation
 from hookflow_config_api.replays import Replays
@@ -33,8 +35,10 @@ from hookflow_shared.bodies import (
 )
 from hookflow_shared.crypto import secret_box
 from hookflow_shared.errors import BadRequest, NotFound, StartupError, UnsupportedMediaType
+from hookflow_shared.healthz import health_answer, storage_state
 from hookflow_shared.http import HttpError, error_middleware, json_response
 from hookflow_shared.messaging import Broker
+from hookflow_shared.metrics import use_metrics
 from hookflow_shared.models import ExecutionRecord, StoredWorkflow
 from hookflow_shared.resources import BROKER, INSTALLATION, STORAGE, use_resources
 from hookflow_shared.settings import ConfigApiSettings
@@ -42,6 +46,8 @@ from hookflow_shared.storage import Storage
 
 WORKFLOWS = web.AppKey("workflows", Workflows)
 REPLAYS = web.AppKey("replays", Replays)
+OPEN_PATHS = frozenset({"/healthz", "/metrics"})
+"""What answers without the token: probes and scrapers hold none, and neither tells a secret."""
 PARSE_USAGE = (
     'send {"url": "<a URL or a query string>"}, {"body": <a JSON sample>} '
     'or {"sample": "<a body as text>", "contentType": "<its type>"}'
@@ -60,7 +66,7 @@ def bearer_auth(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
     async def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if not is_public(request.path):
+        if request.path not in OPEN_PATHS and not is_public(request.path):
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 raise MissingToken("missing or wrong bearer token (Authorization: Bearer <token>)")
@@ -70,13 +76,24 @@ def bearer_auth(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
 
 
 def create_app(
-    settings: ConfigApiSettings, *, storage: Storage | None = None, broker: Broker | None = None
+    settings: ConfigApiSettings,
+    *,
+    storage: Storage | None = None,
+    broker: Broker | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> web.Application:
+    """`registry`: where its metrics go (`hookflow run` shares one); a new one by default."""
     if settings.admin_token is None:
         raise StartupError("HOOKFLOW_ADMIN_TOKEN is not set: the config API needs a bearer token")
+    registry = registry if registry is not None else CollectorRegistry()
     app = web.Application(
-        middlewares=[error_middleware, bearer_auth(settings.admin_token.get_secret_value())]
+        middlewares=[
+            ApiMetrics(registry).middleware(),
+            error_middleware,
+            bearer_auth(settings.admin_token.get_secret_value()),
+        ]
     )
+    use_metrics(app, registry)
     use_resources(app, settings, storage=storage, broker=broker)
 
     box = secret_box(settings, without="workflows with a signature cannot be saved")
@@ -333,10 +350,8 @@ def _query_part(url: str) -> str:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    storage_ok = await request.app[STORAGE].ping()
+    """Ready when the store answers and the broker is connected (changes are announced on
+    it)."""
+    storage = await storage_state(request.app[STORAGE])
     broker_ok = request.app[BROKER].is_connected
-    ok = storage_ok and broker_ok
-    return json_response(
-        {"status": "ok" if ok else "unavailable", "storage": storage_ok, "broker": broker_ok},
-        status=200 if ok else 503,
-    )
+    return health_answer(storage["ok"] and broker_ok, broker={"ok": broker_ok}, storage=storage)

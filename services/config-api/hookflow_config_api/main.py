@@ -3,13 +3,17 @@
 
 from hookflow_config_api.app import create_app
 from hookflow_shared.command import load_settings, run_command
-from hookflow_shared.serve import serve
+from hookflow_shared.serve import announce, serve
 from hookflow_shared.settings import ConfigApiSettings
 
 
 async def serve_alone() -> None:
     settings = load_settings(ConfigApiSettings)
-    await serve([(create_app(settings), settings.bind, settings.config_api_port)])
+    port = settings.config_api_port
+    await serve(
+        [(create_app(settings), settings.bind, port)],
+        ready=announce(settings, ("config-api", port)),
+    )
 
 
 def main() -> None:

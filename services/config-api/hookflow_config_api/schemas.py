@@ -198,10 +198,15 @@ class BodyPaths(BaseModel):
 # --- the rest ------------------------------------------------------------------------------
 
 
+class DependencyState(BaseModel):
+    ok: bool
+    error: str | None = Field(None, description="Why not, when not.")
+
+
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
-    storage: bool
-    broker: bool
+    storage: DependencyState
+    broker: DependencyState
 
 
 class ErrorDetail(BaseModel):

@@ -3,13 +3,16 @@
 
 from hookflow_executor.app import create_app
 from hookflow_shared.command import load_settings, run_command
-from hookflow_shared.serve import serve
+from hookflow_shared.serve import announce, serve
 from hookflow_shared.settings import ExecutorSettings
 
 
 async def serve_alone() -> None:
     settings = load_settings(ExecutorSettings)
-    await serve([(create_app(settings), settings.bind, settings.executor_port)])
+    port = settings.executor_port
+    await serve(
+        [(create_app(settings), settings.bind, port)], ready=announce(settings, ("executor", port))
+    )
 
 
 def main() -> None:

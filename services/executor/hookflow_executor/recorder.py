@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import structlog
 
 from hookflow_executor.health import Health
+from hookflow_executor.metrics import ExecutorMetrics
 from hookflow_shared.batching import Batcher
 from hookflow_shared.errors import StorageUnavailable
 from hookflow_shared.models import ExecutionRecord, TriggerContext
@@ -47,9 +48,10 @@ async def retrying[T](health: Health, what: str, call: Callable[[], Awaitable[T]
 
 
 class Recorder:
-    def __init__(self, storage: Storage, health: Health) -> None:
+    def __init__(self, storage: Storage, health: Health, metrics: ExecutorMetrics) -> None:
         self._storage = storage
         self._health = health
+        self._write_seconds = metrics.record_writes
         # Runs finishing together are recorded in one write (one transaction, one bulk write).
         self._batcher: Batcher[ExecutionRecord, None] = Batcher(
             self._write, max_batch=512, max_in_flight=2
@@ -62,9 +64,12 @@ class Recorder:
 
     async def _write(self, records: list[ExecutionRecord]) -> None:
         try:
-            await retrying(
-                self._health, "record executions", lambda: self._storage.save_executions(records)
-            )
+            with self._write_seconds.time():
+                await retrying(
+                    self._health,
+                    "record executions",
+                    lambda: self._storage.save_executions(records),
+                )
         except Exception as error:
             # Not a store in trouble but a refusal (a record too large, a field it cannot
             # keep): find the records it refuses and keep what can be kept of them.

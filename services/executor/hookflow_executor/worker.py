@@ -20,6 +20,7 @@ from functools import partial
 import orjson
 import structlog
 from aiohttp import ClientSession
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from hookflow_executor.engine import (
@@ -31,6 +32,7 @@ from hookflow_executor.engine import (
     execution_record,
 )
 from hookflow_executor.health import Health
+from hookflow_executor.metrics import ExecutorMetrics
 from hookflow_executor.recorder import Recorder, retrying
 from hookflow_shared.errors import BrokerUnavailable, StorageUnavailable
 from hookflow_shared.idempotency import claim_key
@@ -93,10 +95,13 @@ class RunWorker:
         health: Health | None = None,
         on_foreign: Callable[[str], Awaitable[None]] | None = None,
         plan_cache_size: int = 1024,
+        metrics: ExecutorMetrics | None = None,
     ) -> None:
         self._storage = storage
         self.health = health or Health()
-        self._recorder = Recorder(storage, self.health)
+        self.metrics = metrics or ExecutorMetrics(CollectorRegistry())
+        self.metrics.watch_storage(lambda: self.health.storage_ok)
+        self._recorder = Recorder(storage, self.health, self.metrics)
         self._broker = broker
         self._installation = installation
         self._on_foreign = on_foreign
@@ -111,6 +116,8 @@ class RunWorker:
 
     async def handle(self, delivery: Delivery) -> Outcome:
         """One delivery of the runs queue."""
+        if delivery.redelivered:
+            self.metrics.redeliveries.inc()
         runs = await self._read(delivery)
         if runs is None:
             return Outcome.DONE
@@ -141,6 +148,7 @@ class RunWorker:
             return Outcome.DONE
         if not delivery.last_attempt:
             return Outcome.RETRY
+        self.metrics.given_up.inc(len(failures))
         await self._give_up(
             [
                 (run, f"gave up after {delivery.attempt} deliveries: {_describe(failure)}")
@@ -164,6 +172,7 @@ class RunWorker:
             f"before recording it on each of {MAX_ATTEMPTS} deliveries (crashed or killed "
             "while running it); replay it once the cause is fixed"
         )
+        self.metrics.dead_lettered.inc(len(pending))
         await self._give_up([(run, reason) for run in pending])
         return Outcome.DONE
 
@@ -252,8 +261,13 @@ class RunWorker:
     # --- one run ---
 
     async def _complete(self, run: RunRequest) -> None:
-        record = await self._run(run)
-        await self._recorder.save(record)
+        self.metrics.in_flight.inc()
+        try:
+            record = await self._run(run)
+            await self._recorder.save(record)
+        finally:
+            self.metrics.in_flight.dec()
+        self.metrics.recorded(record)
         self.executed += 1
         log.info(
             "execution finished",
@@ -273,6 +287,7 @@ class RunWorker:
             log.error("run recorded as failed", reason=reason)
             record = execution_record(run, now(), "failed", error=reason)
             await self._recorder.save(record)
+            self.metrics.recorded(record)
             await self._reply(run, record)
 
     async def _reply(self, run: RunRequest, record: ExecutionRecord) -> None:

@@ -9,7 +9,9 @@
 import asyncio
 
 import structlog
+from prometheus_client import CollectorRegistry
 
+from hookflow_gateway.metrics import GatewayMetrics
 from hookflow_gateway.ratelimit import RateLimiter
 from hookflow_gateway.submitter import RunSubmitter
 from hookflow_gateway.triggers import TriggerCache
@@ -34,19 +36,23 @@ class Gateway:
         broker: Broker,
         *,
         installation: str | None = None,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self._settings = settings
+        metrics = metrics or GatewayMetrics(CollectorRegistry())
         self._broker = broker
         self.id = new_id()
         self.triggers = TriggerCache(
             storage, secret_box(settings, without="triggers with a signature are left out")
         )
+        metrics.watch_triggers(lambda: len(self.triggers), lambda: self.triggers.heard_at)
         self.limiter = RateLimiter(self.id, heartbeat_interval=settings.heartbeat_interval)
         self.submitter = RunSubmitter(
             broker,
             max_batch=settings.max_batch,
             max_waiting=settings.max_waiting_publishes,
             stalled_after=settings.publish_stall,
+            metrics=metrics,
         )
         self.calls = Caller(broker)
         self.webhooks = WebhookHandler(
@@ -57,6 +63,7 @@ class Gateway:
             storage,
             settings,
             installation=installation,
+            metrics=metrics,
         )
         self._subscription: Consumer | None = None
         self._tasks: list[asyncio.Task[None]] = []

@@ -3,13 +3,16 @@
 
 from hookflow_gateway.app import create_app
 from hookflow_shared.command import load_settings, run_command
-from hookflow_shared.serve import serve
+from hookflow_shared.serve import announce, serve
 from hookflow_shared.settings import GatewaySettings
 
 
 async def serve_alone() -> None:
     settings = load_settings(GatewaySettings)
-    await serve([(create_app(settings), settings.bind, settings.gateway_port)])
+    port = settings.gateway_port
+    await serve(
+        [(create_app(settings), settings.bind, port)], ready=announce(settings, ("gateway", port))
+    )
 
 
 def main() -> None:

@@ -5,8 +5,11 @@ gateway take more webhooks per second than it could publish messages.
 When the broker stops confirming (blocked by an alarm, overloaded, unreachable), webhooks are
 refused at once (BrokerUnavailable, a 503) instead of queueing without bound in memory."""
 
+import time
+
 import structlog
 
+from hookflow_gateway.metrics import GatewayMetrics
 from hookflow_shared.batching import Batcher, Overloaded
 from hookflow_shared.errors import BrokerUnavailable
 from hookflow_shared.messaging import Broker
@@ -24,9 +27,12 @@ class RunSubmitter:
         max_in_flight: int = 2,
         max_waiting: int = 4096,
         stalled_after: float = 2.0,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
+        self._broker = broker
+        self._metrics = metrics
         self._batcher: Batcher[RunRequest, None] = Batcher(
-            broker.publish_runs,
+            self._publish if metrics is not None else broker.publish_runs,
             max_batch=max_batch,
             max_in_flight=max_in_flight,
             max_waiting=max_waiting,
@@ -47,6 +53,13 @@ class RunSubmitter:
         except Exception as error:
             log.exception("publish failed")
             raise BrokerUnavailable() from error
+
+    async def _publish(self, runs: list[RunRequest]) -> None:
+        """One confirmed publish, measured (its size and the wait for the confirm)."""
+        started = time.perf_counter()
+        await self._broker.publish_runs(runs)
+        if self._metrics is not None:
+            self._metrics.published(len(runs), time.perf_counter() - started)
 
     async def close(self) -> None:
         await self._batcher.close()

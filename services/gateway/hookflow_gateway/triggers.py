@@ -211,6 +211,8 @@ class TriggerCache:
         self.ready = False
         """The copy is complete: loaded after subscribing to events, and no events missed."""
         self.loaded_at: float | None = None
+        self.heard_at: float | None = None
+        """When (time.monotonic()) the copy was last loaded or changed by a config event."""
 
     def get(self, key: str) -> "Trigger | object | None":
         """The trigger of an enabled workflow; PENDING while a change to it is being read;
@@ -252,7 +254,7 @@ class TriggerCache:
                 else:
                     self._put(workflow_id, DELETED, None)
             self.ready = True
-            self.loaded_at = time.monotonic()
+            self.loaded_at = self.heard_at = time.monotonic()
         log.debug("trigger cache loaded", triggers=len(self._by_key))
 
     def _put(self, workflow_id: str, version: float, trigger: "Trigger | None") -> None:
@@ -304,6 +306,7 @@ class TriggerCache:
                 self._pending[event.key] = left
             else:
                 del self._pending[event.key]
+        self.heard_at = time.monotonic()
         log.info(
             "trigger updated",
             change=event.type,

@@ -12,7 +12,9 @@ Basic auth, declared size) before it is told to send its body.
 """
 
 import asyncio
+import time
 from datetime import timedelta
+from typing import ClassVar
 
 import orjson
 import structlog
@@ -20,16 +22,21 @@ from aiohttp import web
 from aiohttp.http import HttpVersion11
 
 from hookflow_gateway.claims import Claims
+from hookflow_gateway.metrics import GatewayMetrics
 from hookflow_gateway.ratelimit import RateLimiter, retry_after_header
+from hookflow_gateway.signatures import BadSignature
 from hookflow_gateway.submitter import RunSubmitter
 from hookflow_gateway.triggers import PENDING, TooManyCredentialChecks, Trigger, TriggerCache
 from hookflow_shared.bodies import parse_body_off_loop, parse_query_string
 from hookflow_shared.errors import (
+    BadRequest,
     BrokerUnavailable,
     HookflowError,
     NotFound,
+    StorageUnavailable,
+    UnsupportedMediaType,
 )
-from hookflow_shared.http import RETRY_SOON, HttpError, error_response
+from hookflow_shared.http import RETRY_SOON, HttpError, error_response, status_of
 from hookflow_shared.idempotency import claim_key, event_id
 from hookflow_shared.ids import new_id
 from hookflow_shared.messaging.rpc import Caller, ReplyLost
@@ -38,53 +45,102 @@ from hookflow_shared.settings import GatewaySettings
 from hookflow_shared.storage import Claim, Storage
 
 log = structlog.get_logger("hookflow.gateway")
+refused_log = structlog.get_logger(logger_name="hookflow.gateway.refused")
+"""One line per refused webhook, at HOOKFLOW_REFUSED_LOG_LEVEL (info; debug hides them)."""
 
 EXECUTION_HEADER = "X-Hookflow-Execution-Id"
 REPLAYED_HEADER = "Idempotent-Replayed"
 """On the answer to a repeat of an event already taken (the convention of Stripe's API)."""
 
 
-class MethodNotAllowed(HttpError):
+class Refusal(HttpError):
+    """An answer of the webhook edge, with its outcome as counted and logged."""
+
+    outcome: ClassVar[str]
+
+
+class MethodNotAllowed(Refusal):
+    outcome = "method_not_allowed"
     status = 405
     headers = {"Allow": "POST"}
 
 
-class PayloadTooLarge(HttpError):
+class PayloadTooLarge(Refusal):
+    outcome = "too_large"
     status = 413
 
 
-class BodyTimeout(HttpError):
+class BodyTimeout(Refusal):
     """408: the body did not arrive in time; the caller is told to close the connection."""
 
+    outcome = "body_timeout"
     status = 408
     headers = {"Connection": "close"}
 
 
-class Unauthenticated(HttpError):
+class Unauthenticated(Refusal):
+    outcome = "unauthorized"
     status = 401
     headers = {"WWW-Authenticate": 'Basic realm="hookflow", charset="UTF-8"'}
 
 
-class TooManyRequests(HttpError):
+class TooManyRequests(Refusal):
+    """Over the trigger's rate limit."""
+
+    outcome = "rate_limited"
     status = 429
 
 
-class RetryLater(HttpError):
-    """503: nothing was accepted (or, when it says so, the broker may have the run)."""
+class CredentialFlood(TooManyRequests):
+    """More new credentials at once than the gateway hashes."""
 
+    outcome = "credential_flood"
+
+
+class RetryLater(Refusal):
+    """503: the gateway's copy of the triggers, or an event's claim, is not settled yet."""
+
+    outcome = "not_ready"
     status = 503
     headers = {"Retry-After": "1"}
 
 
-class SyncTimeout(HttpError):
+class BrokerRefused(RetryLater):
+    """503: nothing was accepted (or, when it says so, the broker may have the run)."""
+
+    outcome = "broker_unavailable"
+
+
+class SyncTimeout(Refusal):
     """504: the caller stops waiting; the execution still finishes and is recorded."""
 
+    outcome = "sync_timeout"
     status = 504
 
     def __init__(self, message: str, execution_id: str) -> None:
         super().__init__(
             message, details={"executionId": execution_id}, headers={EXECUTION_HEADER: execution_id}
         )
+
+
+OUTCOMES: dict[type[HookflowError], str] = {
+    NotFound: "unknown_key",
+    BadSignature: "bad_signature",
+    UnsupportedMediaType: "unsupported_type",
+    BadRequest: "bad_body",
+    StorageUnavailable: "not_ready",
+    BrokerUnavailable: "broker_unavailable",
+}
+"""The outcome of the domain errors a webhook meets (a Refusal carries its own)."""
+
+
+def outcome_of(error: HookflowError) -> str | None:
+    if isinstance(error, Refusal):
+        return error.outcome
+    for kind in type(error).__mro__:
+        if kind in OUTCOMES:
+            return OUTCOMES[kind]
+    return None
 
 
 class WebhookHandler:
@@ -98,8 +154,11 @@ class WebhookHandler:
         settings: GatewaySettings,
         *,
         installation: str | None = None,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self._cache = cache
+        self._metrics = metrics
+        self._log_refused = getattr(refused_log, settings.refused_log_level)
         self._submitter = submitter
         self._calls = calls
         self._limiter = limiter
@@ -113,7 +172,48 @@ class WebhookHandler:
         self._default_burst = settings.rate_burst
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
-        trigger = self._trigger(request)
+        """Answer a webhook; count it by outcome, and log it once when it is refused."""
+        started = time.perf_counter()
+        trigger = None
+        try:
+            trigger = self._trigger(request)
+            response = await self._handle(request, trigger)
+        except HookflowError as error:
+            self._refused(request, trigger, error, started)
+            raise
+        if self._metrics is not None:
+            outcome = "repeated" if REPLAYED_HEADER in response.headers else "accepted"
+            mode = "sync" if trigger.sync else "async"
+            self._metrics.webhook(trigger.workflow_id, outcome, mode, time.perf_counter() - started)
+        return response
+
+    def _refused(
+        self, request: web.Request, trigger: Trigger | None, error: HookflowError, started: float
+    ) -> None:
+        """Count and log a webhook not accepted: its outcome, its workflow when the key was
+        known, its request id, and of the key only a prefix (the key is the webhook's only
+        secret when it has no auth). Credentials never reach this line."""
+        outcome = outcome_of(error) or "bad_body"
+        workflow = trigger.workflow_id if trigger is not None else ""
+        mode = "unknown" if trigger is None else "sync" if trigger.sync else "async"
+        if self._metrics is not None:
+            self._metrics.webhook(workflow, outcome, mode, time.perf_counter() - started)
+        if outcome == "sync_timeout":
+            return  # not a refusal: the run goes on and is recorded (the executor logs it)
+        key = request.match_info.get("key", "")
+        # The broker's trouble is the operator's to see; the callers' mistakes may be turned down.
+        emit = refused_log.warning if outcome == "broker_unavailable" else self._log_refused
+        emit(
+            "webhook refused",
+            reason=outcome,
+            status=status_of(error)[0],
+            workflow_id=workflow or None,
+            request_id=request.headers.get("X-Request-Id", "")[:128] or new_id(),
+            key_prefix=key[:6],
+            error=error.message,
+        )
+
+    async def _handle(self, request: web.Request, trigger: Trigger) -> web.StreamResponse:
         await self._authenticate(request, trigger)
         raw = await self._read_body(request, trigger.max_body_bytes or self._max_body_bytes)
         if trigger.verifier is not None:
@@ -186,7 +286,7 @@ class WebhookHandler:
                 request.headers.get("Authorization"), self._cache.hashing
             )
         except TooManyCredentialChecks as error:
-            raise TooManyRequests(error.message, headers=RETRY_SOON) from None
+            raise CredentialFlood(error.message, headers=RETRY_SOON) from None
         if not authorized:
             raise Unauthenticated("missing or wrong credentials (HTTP Basic)")
 
@@ -198,6 +298,8 @@ class WebhookHandler:
             return None
         if expect.lower() != "100-continue":
             return _refusal(HttpError(f"unknown Expect: {expect[:64]}", status=417))
+        started = time.perf_counter()
+        trigger = None
         try:
             trigger = self._trigger(request)
             await self._authenticate(request, trigger)
@@ -208,6 +310,7 @@ class WebhookHandler:
                     f"body of {length} bytes is over this trigger's limit of {limit}"
                 )
         except HookflowError as error:
+            self._refused(request, trigger, error, started)
             return _refusal(error)
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0
@@ -267,20 +370,15 @@ class WebhookHandler:
         try:
             await self._submitter.submit(run)
         except BrokerUnavailable as error:
-            log.warning(
-                "webhook refused: broker unavailable",
-                reason=error.message,
-                maybe_queued=error.maybe_queued,
-            )
             if not error.maybe_queued:
                 if claim is not None:
                     await self._claims.release(claim)
-                raise RetryLater(
+                raise BrokerRefused(
                     "the run could not be queued; nothing was accepted, retry later"
                 ) from error
             # The broker may have the run: its claim stays, so a retry with the same event id
             # runs it once (the executor runs only the claim's holder).
-            raise RetryLater(
+            raise BrokerRefused(
                 "the broker did not confirm the run in time; it may still run. Retry later"
                 + (
                     " with the same event id: it runs once"

@@ -157,6 +157,11 @@ class Storage(ABC):
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None: ...
 
     @abstractmethod
+    async def purge_executions(self, before: datetime) -> int:
+        """Delete the records received before `before` (HOOKFLOW_EXECUTION_RETENTION ago);
+        returns how many. MongoDB's TTL index does it there as well."""
+
+    @abstractmethod
     async def existing_executions(self, execution_ids: Sequence[str]) -> set[str]:
         """Which of these executions are already recorded."""
 

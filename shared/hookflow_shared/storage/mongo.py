@@ -4,11 +4,11 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne, ReturnDocument, UpdateOne
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
 
 from hookflow_shared.errors import Conflict, NotFound, StorageUnavailable
 from hookflow_shared.ids import new_id
@@ -21,6 +21,10 @@ _FAILED = {"status": "failed"}
 # Workflow names are unique among the workflows not deleted (the documents of `workflows`);
 # a workflow without a name has no `name` field, which the partial index leaves out.
 _NAMED = {"name": {"$type": "string"}}
+_MAX_EXPIRY = 2**31 - 1
+"""The longest expireAfterSeconds MongoDB takes (about 68 years)."""
+_INDEX_OPTIONS_CONFLICT = 85
+_INDEX_KEY_SPECS_CONFLICT = 86
 
 
 def _to_mongo(doc: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +57,15 @@ def _unavailable[**P, T](
 
 
 class MongoStorage(Storage):
-    def __init__(self, url: str, database: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        *,
+        timeout: float = 10.0,
+        retention: timedelta = timedelta(days=30),
+    ) -> None:
+        self._retention = min(int(retention.total_seconds()), _MAX_EXPIRY)
         # timeoutMS bounds every operation (PyMongo's client-side operation timeout): a store
         # that stops answering gives an error to retry, never a call that hangs.
         self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
@@ -96,6 +108,31 @@ class MongoStorage(Storage):
             [("workflowId", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)],
             name="failed_by_workflow",
             partialFilterExpression=_FAILED,
+        )
+        await self._expire_executions()
+
+    async def _expire_executions(self) -> None:
+        """MongoDB deletes a record HOOKFLOW_EXECUTION_RETENTION after its receivedAt (a TTL
+        index). A changed retention changes the index in place (collMod), or where collMod is
+        not known (mongoeco) makes it again."""
+        try:
+            await self._retention_index()
+        except OperationFailure as error:
+            if error.code not in (_INDEX_OPTIONS_CONFLICT, _INDEX_KEY_SPECS_CONFLICT):
+                raise
+            try:
+                await self._executions.database.command(
+                    "collMod",
+                    self._executions.name,
+                    index={"name": "retention", "expireAfterSeconds": self._retention},
+                )
+            except OperationFailure:
+                await self._executions.drop_index("retention")
+                await self._retention_index()
+
+    async def _retention_index(self) -> None:
+        await self._executions.create_index(
+            [("receivedAt", ASCENDING)], expireAfterSeconds=self._retention, name="retention"
         )
 
     async def close(self) -> None:
@@ -337,6 +374,11 @@ class MongoStorage(Storage):
             for record in records
         ]
         await self._executions.bulk_write(operations, ordered=False)
+
+    @_unavailable
+    async def purge_executions(self, before: datetime) -> int:
+        result = await self._executions.delete_many({"receivedAt": {"$lt": before}})
+        return result.deleted_count
 
     @_unavailable
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:

@@ -369,6 +369,20 @@ class SqliteStorage(Storage):
 
         await self._call(save)
 
+    async def purge_executions(self, before: datetime) -> int:
+        # The ids bound the scan (the primary key): a record's id is made when it is received.
+        _, below = TimeRange.of(None, before).ids(None)
+
+        def purge(db: sqlite3.Connection) -> int:
+            with _transaction(db):
+                cursor = db.execute(
+                    "DELETE FROM executions WHERE id < ? AND received_at < ?",
+                    (below, epoch_ms(before)),
+                )
+            return cursor.rowcount
+
+        return await self._call(purge)
+
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         row = await self._call(
             lambda db: db.execute(
