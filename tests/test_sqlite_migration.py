@@ -1,12 +1,16 @@
 """A SQLite file made before executions could be filtered is brought up to date when opened:
-the filter columns are added and filled from each record's document."""
+the filter columns are added and filled from each record's document; one made before workflow
+names gets their column and unique index."""
 
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
+from hookflow_shared.errors import Conflict
 from hookflow_shared.storage.sqlite import SqliteStorage
-from tests.support import SECOND, T0, record
+from tests.support import SECOND, T0, record, stored
 
 # The schema of executions as files made before the filters have it.
 EARLIER_SCHEMA = """
@@ -57,3 +61,47 @@ async def test_an_earlier_file_gets_the_filter_columns_filled(tmp_path: Path) ->
         indexes = {row[1] for row in db.execute("PRAGMA index_list(executions)")}
         assert {"executions_failed", "executions_failed_by_workflow"} <= indexes
     db.close()
+
+
+# The workflows table as files made before workflow names have it.
+UNNAMED_SCHEMA = """
+CREATE TABLE workflows (
+    id TEXT PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+"""
+
+
+async def test_an_earlier_file_gets_unique_workflow_names(tmp_path: Path) -> None:
+    path = tmp_path / "hookflow.sqlite3"
+    old = stored({"title": "made before names"})
+    with sqlite3.connect(path) as db:
+        db.executescript(UNNAMED_SCHEMA)
+        db.execute(
+            "INSERT INTO workflows (id, key, version, doc) VALUES (?, ?, ?, ?)",
+            (old.id, old.key, old.version, old.model_dump_json()),
+        )
+    db.close()
+
+    for _ in range(2):  # the second opening finds the column there and changes nothing
+        storage = SqliteStorage(path)
+        await storage.open()
+        try:
+            assert await storage.get_workflow(old.id) == old
+            assert (await storage.list_workflows(limit=10, name="payments")).items == []
+        finally:
+            await storage.close()
+
+    storage = SqliteStorage(path)
+    await storage.open()
+    try:
+        named = stored({"title": "named", "name": "payments"})
+        await storage.insert_workflow(named)
+        with pytest.raises(Conflict, match=named.id):
+            await storage.insert_workflow(stored({"title": "again", "name": "payments"}))
+        found = await storage.list_workflows(limit=10, name="payments")
+        assert [w.id for w in found.items] == [named.id]
+    finally:
+        await storage.close()

@@ -17,7 +17,8 @@ from hookflow_config_api.captures import (
     start_capture,
     stop_capture,
 )
-from hookflow_config_api.console import add_console, is_public
+from hookflow_config_api.console import add_console, is_console_file
+from hookflow_config_api.docs import docs_asset, docs_page, is_docs_file
 from hookflow_config_api.listing import (
     ExecutionFilter,
     Paging,
@@ -27,8 +28,10 @@ from hookflow_config_api.listing import (
     workflow_listing,
 )
 from hookflow_config_api.metrics import ApiMetrics
+from hookflow_config_api.openapi import openapi_json
 from hookflow_config_api.propagation import Propagation
 from hookflow_config_api.replays import Replays
+from hookflow_config_api.schemas import ExecutionSummary, LastExecution, WorkflowListItem
 from hookflow_config_api.versions import version_page
 from hookflow_config_api.workflows import Workflows
 from hookflow_shared.bodies import (
@@ -71,7 +74,8 @@ def bearer_auth(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
     async def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.path not in OPEN_PATHS and not is_public(request.path):
+        path = request.path
+        if path not in OPEN_PATHS and not is_console_file(path) and not is_docs_file(path):
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 raise MissingToken("missing or wrong bearer token (Authorization: Bearer <token>)")
@@ -118,6 +122,9 @@ def create_app(
 
     app.cleanup_ctx.append(workflows)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/openapi.json", openapi_json)
+    app.router.add_get("/docs", docs_page)
+    app.router.add_get("/docs/{asset}", docs_asset)
     app.router.add_post("/api/workflows", create_workflow)
     app.router.add_get("/api/workflows", list_workflows)
     app.router.add_get("/api/workflows/{id}", get_workflow)
@@ -170,19 +177,35 @@ async def list_workflows(request: web.Request) -> web.Response:
     page = await storage.list_workflows(limit=paging.limit, cursor=paging.cursor, name=name)
     latest = await asyncio.gather(*(_last_execution(storage, w.id) for w in page.items))
     items = [
-        {**workflows.present(w), "lastExecution": last}
+        # Shaped by the model the OpenAPI document gives for a list item.
+        WorkflowListItem.model_validate({**workflows.present(w), "lastExecution": last})
         for w, last in zip(page.items, latest, strict=True)
     ]
-    return json_response({"items": items, "nextCursor": page.next_cursor})
+    return json_response(
+        {
+            "items": [
+                {
+                    **item.model_dump(mode="json", exclude_none=True),
+                    "lastExecution": last and last.model_dump(mode="json"),
+                }
+                for item, last in zip(items, latest, strict=True)
+            ],
+            "nextCursor": page.next_cursor,
+        }
+    )
 
 
-async def _last_execution(storage: Storage, workflow_id: str) -> dict[str, Any] | None:
+async def _last_execution(storage: Storage, workflow_id: str) -> LastExecution | None:
     """The workflow's newest execution, in brief: one read of the index by workflow and id."""
     page = await storage.list_executions(workflow_id=workflow_id, limit=1)
     if not page.items:
         return None
-    return page.items[0].model_dump(
-        mode="json", include={"id", "status", "started_at", "finished_at"}
+    newest = page.items[0]
+    return LastExecution(
+        id=newest.id,
+        status=newest.status,
+        started_at=newest.started_at,
+        finished_at=newest.finished_at,
     )
 
 
@@ -245,21 +268,7 @@ async def delete_workflow(request: web.Request) -> web.Response:
 
 
 def _summary(record: ExecutionRecord) -> dict[str, Any]:
-    return record.model_dump(
-        mode="json",
-        include={
-            "id",
-            "workflow_id",
-            "version",
-            "status",
-            "received_at",
-            "started_at",
-            "finished_at",
-            "request_id",
-            "error",
-            "replay_of",
-        },
-    )
+    return record.model_dump(mode="json", include=set(ExecutionSummary.model_fields))
 
 
 async def _executions(storage: Storage, found: ExecutionFilter, paging: Paging) -> web.Response:

@@ -15,22 +15,16 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from hookflow_config_api.propagation import Propagation
+from hookflow_config_api.schemas import CaptureAnswer, CaptureInput
 from hookflow_config_api.workflows import Workflows
 from hookflow_shared.errors import BadRequest, ValidationFailed
 from hookflow_shared.http import json_response
 from hookflow_shared.ids import is_id, new_id
-from hookflow_shared.models import CaptureEvent, Document, error_details, now
+from hookflow_shared.models import CaptureEvent, error_details, now
 from hookflow_shared.storage import CaptureWindow, Storage
-
-
-class CaptureRequest(Document):
-    seconds: int = Field(120, ge=1, le=600)
-    """How long to listen: two minutes by default, ten at most."""
-    limit: int = Field(5, ge=1, le=20)
-    """How many requests to keep before the window closes."""
 
 
 class Captures:
@@ -41,7 +35,7 @@ class Captures:
 
     async def start(self, workflow_id: str, payload: Any) -> CaptureWindow:
         try:
-            asked = CaptureRequest.model_validate(payload)
+            asked = CaptureInput.model_validate(payload)
         except ValidationError as error:
             raise ValidationFailed("invalid capture", details=error_details(error)) from error
         workflow = await self._workflows.get(workflow_id)
@@ -65,7 +59,7 @@ class Captures:
         await self._storage.close_capture(workflow.id)
         await self._propagation.announce(CaptureEvent(workflow_id=workflow.id, key=workflow.key))
 
-    async def read(self, workflow_id: str, capture_id: str | None) -> dict[str, Any]:
+    async def read(self, workflow_id: str, capture_id: str | None) -> CaptureAnswer:
         """The samples of one window (the open one when `capture_id` is not given), and
         whether it still listens."""
         await self._workflows.get(workflow_id)
@@ -73,31 +67,37 @@ class Captures:
         window = await self._storage.get_capture(workflow_id, moment)
         if capture_id is None:
             if window is None:
-                return {"active": False, "captureId": None, "items": []}
+                return CaptureAnswer(active=False, capture_id=None, items=[])
             capture_id = window.capture_id
         current = window if window is not None and window.capture_id == capture_id else None
         limit = current.limit if current is not None else 20
         items = await self._storage.list_captured(workflow_id, capture_id, now=moment, limit=limit)
-        return {
-            "active": current is not None and len(items) < current.limit,
-            "captureId": capture_id,
-            "until": current.until.isoformat() if current is not None else None,
-            "limit": current.limit if current is not None else None,
-            "items": [item.model_dump(mode="json") for item in items],
-        }
+        return CaptureAnswer.model_validate(
+            {
+                "active": current is not None and len(items) < current.limit,
+                "captureId": capture_id,
+                "until": current.until if current is not None else None,
+                "limit": current.limit if current is not None else None,
+                "items": [item.model_dump() for item in items],
+            }
+        )
 
 
 CAPTURES = web.AppKey("captures", Captures)
 
 
-def _answer(window: CaptureWindow) -> dict[str, Any]:
-    return {
-        "active": True,
-        "captureId": window.capture_id,
-        "until": window.until.isoformat(),
-        "limit": window.limit,
-        "items": [],
-    }
+def _answer(window: CaptureWindow) -> CaptureAnswer:
+    return CaptureAnswer(
+        active=True,
+        capture_id=window.capture_id,
+        until=window.until,
+        limit=window.limit,
+        items=[],
+    )
+
+
+def _json(answer: CaptureAnswer, status: int = 200) -> web.Response:
+    return json_response(answer.model_dump(mode="json"), status=status)
 
 
 async def start_capture(request: web.Request) -> web.Response:
@@ -109,14 +109,14 @@ async def start_capture(request: web.Request) -> web.Response:
         except orjson.JSONDecodeError as error:
             raise BadRequest(f"body is not valid JSON: {error}") from error
     window = await request.app[CAPTURES].start(request.match_info["id"], payload)
-    return json_response(_answer(window), status=201)
+    return _json(_answer(window), status=201)
 
 
 async def read_captures(request: web.Request) -> web.Response:
     capture_id = request.query.get("capture") or None
     if capture_id is not None and not is_id(capture_id):
         raise BadRequest("capture must be the captureId a POST answered (32 lowercase hex digits)")
-    return json_response(await request.app[CAPTURES].read(request.match_info["id"], capture_id))
+    return _json(await request.app[CAPTURES].read(request.match_info["id"], capture_id))
 
 
 async def stop_capture(request: web.Request) -> web.Response:

@@ -33,7 +33,7 @@ _TYPES = {
 }
 
 
-def is_public(path: str) -> bool:
+def is_console_file(path: str) -> bool:
     """The console's own files: served without the token."""
     return path == "/" or path.startswith(PREFIX)
 

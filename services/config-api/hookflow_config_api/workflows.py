@@ -7,6 +7,7 @@ import structlog
 from pydantic import ValidationError
 
 from hookflow_config_api.propagation import Propagation
+from hookflow_config_api.schemas import WorkflowView
 from hookflow_shared.crypto import SecretBox, hash_password, new_signing_secret, verify_password
 from hookflow_shared.errors import BrokerUnavailable, HookflowError, NotFound, ValidationFailed
 from hookflow_shared.ids import new_id, trigger_key
@@ -77,13 +78,15 @@ class Workflows:
         if signature is not None:
             signature.pop("secret", None)
             signature["secretSet"] = bool(signature.pop("encryptedSecret", None))
-        return {
+        view = {
             **workflow.model_dump(
                 mode="json", include={"id", "version", "created_at", "updated_at"}
             ),
             "webhookUrl": self.webhook_url(workflow.key),
             **doc,
         }
+        # Shaped by the model the OpenAPI document gives for it: they cannot differ.
+        return WorkflowView.model_validate(view).model_dump(mode="json", exclude_none=True)
 
     async def get(self, workflow_id: str) -> StoredWorkflow:
         workflow = await self._storage.get_workflow(workflow_id)
