@@ -78,7 +78,7 @@ class Captures:
                 "captureId": capture_id,
                 "until": current.until if current is not None else None,
                 "limit": current.limit if current is not None else None,
-                "items": [item.model_dump() for item in items],
+                "items": items,
             }
         )
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from hookflow_shared.models import (
     WIRE,
     BasicAuth,
+    CapturedRequest,
     ExecutionRecord,
     ExecutionStatus,
     SignatureConfig,
@@ -175,22 +176,6 @@ class CaptureInput(BaseModel):
     limit: int = Field(5, ge=1, le=20, description="Requests kept before the window closes.")
 
 
-class CapturedSample(Wire):
-    """A request that came in while the console listened: headers without credentials (no
-    Authorization, cookies or signature values), the query and the body."""
-
-    id: str
-    workflow_id: str
-    capture_id: str
-    received_at: datetime
-    method: str
-    content_type: str
-    headers: dict[str, str] = {}
-    query_string: str = ""
-    query: Any = None
-    body: Any = None
-
-
 class CaptureAnswer(Wire):
     """A capture window and the requests it holds, oldest first."""
 
@@ -198,7 +183,7 @@ class CaptureAnswer(Wire):
     capture_id: str | None
     until: datetime | None = None
     limit: int | None = None
-    items: list[CapturedSample]
+    items: list[CapturedRequest]
 
 
 class ReplayAnswer(Wire):
