@@ -311,10 +311,17 @@ async def test_basic_auth_passwords_are_kept_only_as_hashes(
         stored = " ".join(row[0] for row in db.execute("SELECT doc FROM workflow_versions"))
     assert "correct horse" not in stored
     assert "scrypt$" in stored
-    logged = capsys.readouterr()
-    assert "execution finished" in logged.out + logged.err  # the services did log
-    assert "correct horse" not in logged.out + logged.err
-    assert auth["Authorization"] not in logged.out + logged.err
+    logged = ""
+
+    async def the_runs_were_logged() -> bool:  # async: the runs finish after the answers
+        nonlocal logged
+        captured = capsys.readouterr()
+        logged += captured.out + captured.err
+        return "execution finished" in logged
+
+    await wait_for(the_runs_were_logged, timeout=5)  # the services did log
+    assert "correct horse" not in logged
+    assert auth["Authorization"] not in logged
 
 
 async def test_rate_limits_answer_429_and_queue_nothing(system: System) -> None:
