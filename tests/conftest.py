@@ -26,7 +26,7 @@ import structlog
 from aiohttp import web
 from pymongo import AsyncMongoClient
 
-from hookflow_shared.messaging import Topology
+from hookflow_shared.messaging import Broker, Topology, open_broker
 from hookflow_shared.messaging.memory import MemoryBroker
 from hookflow_shared.storage import Storage, open_storage
 from hookflow_shared.storage.sqlite import SqliteStorage
@@ -159,6 +159,30 @@ async def _delete_topology(url: str, topology: Topology) -> None:
             channel = await connection.channel()
             with contextlib.suppress(Exception):
                 await channel.exchange_delete(exchange)
+
+
+@contextlib.asynccontextmanager
+async def _connected_broker(url: str | None, namespace: str) -> AsyncIterator[Broker]:
+    """A broker of the test's namespace (the in-process bus without a URL), quick to retry."""
+    bus = open_broker(url, Topology(namespace), publish_timeout=5, retry_backoff=0.01)
+    await bus.connect()
+    try:
+        yield bus
+    finally:
+        await bus.close()
+
+
+@pytest.fixture(params=["memory", "rabbitmq"])
+async def broker(request: pytest.FixtureRequest, namespace: str) -> AsyncIterator[Broker]:
+    url = request.getfixturevalue("rabbitmq") if request.param == "rabbitmq" else None
+    async with _connected_broker(url, namespace) as bus:
+        yield bus
+
+
+@pytest.fixture
+async def rabbit_broker(rabbitmq: str, namespace: str) -> AsyncIterator[Broker]:
+    async with _connected_broker(rabbitmq, namespace) as bus:
+        yield bus
 
 
 @pytest.fixture

@@ -84,6 +84,19 @@ def stored(document: dict[str, Any], version: int = 1) -> StoredWorkflow:
     )
 
 
+def numbered_run(number: int, **fields: Any) -> RunRequest:
+    """A run of workflow "w" whose body and ids carry `number`; `fields` replace the rest."""
+    values: dict[str, Any] = {
+        "execution_id": f"e{number}",
+        "workflow_id": "w",
+        "version": 1,
+        "received_at": datetime.now(UTC),
+        "request_id": f"r{number}",
+        "context": TriggerContext(body={"n": number}),
+    }
+    return RunRequest(**(values | fields))
+
+
 def run_of(workflow: StoredWorkflow, body: Any, **fields: Any) -> RunRequest:
     """A run of the workflow, as a gateway would queue it."""
     return RunRequest(

@@ -1,37 +1,18 @@
 """One messaging contract, two adapters: the in-process bus and a real RabbitMQ."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
 
 from hookflow_shared.errors import BrokerUnavailable
-from hookflow_shared.messaging import Broker, Delivery, Outcome, Topology, open_broker
+from hookflow_shared.messaging import Broker, Delivery, Outcome
 from hookflow_shared.messaging.topology import MAX_ATTEMPTS
-from hookflow_shared.models import ConfigEvent, RunBatch, RunRequest, TriggerContext
-
-
-@pytest.fixture(params=["memory", "rabbitmq"])
-async def broker(request: pytest.FixtureRequest, namespace: str) -> AsyncIterator[Broker]:
-    url = request.getfixturevalue("rabbitmq") if request.param == "rabbitmq" else None
-    bus = open_broker(url, Topology(namespace), publish_timeout=5, retry_backoff=0.01)
-    await bus.connect()
-    try:
-        yield bus
-    finally:
-        await bus.close()
+from hookflow_shared.models import ConfigEvent, RunBatch, RunRequest
+from tests.support import numbered_run
 
 
 def run(number: int) -> RunRequest:
-    return RunRequest(
-        execution_id=f"e{number}",
-        workflow_id="w",
-        version=1,
-        received_at=datetime.now(UTC),
-        request_id=f"r{number}",
-        context=TriggerContext(body={"n": number}),
-    )
+    return numbered_run(number)
 
 
 async def test_published_runs_reach_one_consumer_intact(broker: Broker) -> None:

@@ -5,48 +5,17 @@ queue, where its deliveries are counted and, past the limit, it is dead-lettered
 on both adapters, and against a real RabbitMQ for a crash."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import aio_pika
-import pytest
 
-from hookflow_shared.messaging import Broker, Delivery, Outcome, Topology, open_broker
+from hookflow_shared.messaging import Broker, Delivery, Outcome, Topology
 from hookflow_shared.messaging.topology import MAX_ATTEMPTS
-from hookflow_shared.models import RunBatch, RunRequest, TriggerContext
-
-
-@pytest.fixture(params=["memory", "rabbitmq"])
-async def broker(request: pytest.FixtureRequest, namespace: str) -> AsyncIterator[Broker]:
-    url = request.getfixturevalue("rabbitmq") if request.param == "rabbitmq" else None
-    bus = open_broker(url, Topology(namespace), publish_timeout=5, retry_backoff=0.01)
-    await bus.connect()
-    try:
-        yield bus
-    finally:
-        await bus.close()
-
-
-@pytest.fixture
-async def rabbit(rabbitmq: str, namespace: str) -> AsyncIterator[Broker]:
-    bus = open_broker(rabbitmq, Topology(namespace), publish_timeout=5, retry_backoff=0.01)
-    await bus.connect()
-    try:
-        yield bus
-    finally:
-        await bus.close()
+from hookflow_shared.models import RunBatch, RunRequest
+from tests.support import numbered_run
 
 
 def sync_run(number: int) -> RunRequest:
-    return RunRequest(
-        execution_id=f"s{number}",
-        workflow_id="w",
-        version=1,
-        received_at=datetime.now(UTC),
-        request_id=f"r{number}",
-        context=TriggerContext(body={"n": number}),
-        reply_to="a-gateway",
-    )
+    return numbered_run(number, execution_id=f"s{number}", reply_to="a-gateway")
 
 
 def execution_ids(delivery: Delivery) -> list[str]:
@@ -123,10 +92,10 @@ async def test_a_rejected_sync_run_is_dead_lettered_at_once(broker: Broker) -> N
 
 
 async def test_sync_runs_are_sent_transient_to_their_classic_queue(
-    rabbit: Broker, rabbitmq: str, namespace: str
+    rabbit_broker: Broker, rabbitmq: str, namespace: str
 ) -> None:
     topology = Topology(namespace)
-    await rabbit.publish_sync_runs([sync_run(1)])
+    await rabbit_broker.publish_sync_runs([sync_run(1)])
     connection = await aio_pika.connect(rabbitmq)
     async with connection:
         channel = await connection.channel()
@@ -145,10 +114,10 @@ async def test_sync_runs_are_sent_transient_to_their_classic_queue(
 
 
 async def test_a_sync_run_held_by_a_crashed_consumer_is_moved_and_counted(
-    rabbit: Broker, rabbitmq: str, namespace: str
+    rabbit_broker: Broker, rabbitmq: str, namespace: str
 ) -> None:
     topology = Topology(namespace)
-    await rabbit.publish_sync_runs([sync_run(1)])
+    await rabbit_broker.publish_sync_runs([sync_run(1)])
     # A consumer takes it and dies without acknowledging it, as a killed executor would.
     connection = await aio_pika.connect(rabbitmq)
     channel = await connection.channel()
@@ -173,8 +142,8 @@ async def test_a_sync_run_held_by_a_crashed_consumer_is_moved_and_counted(
         await dead.put(delivery)
         return Outcome.DONE
 
-    consumer = await rabbit.consume_runs(always_fails, prefetch=1)
-    dead_consumer = await rabbit.consume_dead_runs(on_dead, prefetch=1)
+    consumer = await rabbit_broker.consume_runs(always_fails, prefetch=1)
+    dead_consumer = await rabbit_broker.consume_dead_runs(on_dead, prefetch=1)
     letter = await asyncio.wait_for(dead.get(), 40)
     await consumer.stop(1)
     await dead_consumer.stop(1)
