@@ -31,7 +31,7 @@ from hookflow_config_api.metrics import ApiMetrics
 from hookflow_config_api.openapi import openapi_json
 from hookflow_config_api.propagation import Propagation
 from hookflow_config_api.replays import Replays
-from hookflow_config_api.schemas import ExecutionSummary, LastExecution, WorkflowListItem
+from hookflow_config_api.schemas import ExecutionSummary, LastExecution
 from hookflow_config_api.versions import version_page
 from hookflow_config_api.workflows import Workflows
 from hookflow_shared.bodies import (
@@ -176,23 +176,13 @@ async def list_workflows(request: web.Request) -> web.Response:
     storage = request.app[STORAGE]
     page = await storage.list_workflows(limit=paging.limit, cursor=paging.cursor, name=name)
     latest = await asyncio.gather(*(_last_execution(storage, w.id) for w in page.items))
+    # Both parts come out of the models of the OpenAPI document's list item (WorkflowListItem):
+    # the workflow shaped by present(), its newest execution by LastExecution.
     items = [
-        # Shaped by the model the OpenAPI document gives for a list item.
-        WorkflowListItem.model_validate({**workflows.present(w), "lastExecution": last})
+        {**workflows.present(w), "lastExecution": last and last.model_dump(mode="json")}
         for w, last in zip(page.items, latest, strict=True)
     ]
-    return json_response(
-        {
-            "items": [
-                {
-                    **item.model_dump(mode="json", exclude_none=True),
-                    "lastExecution": last and last.model_dump(mode="json"),
-                }
-                for item, last in zip(items, latest, strict=True)
-            ],
-            "nextCursor": page.next_cursor,
-        }
-    )
+    return json_response({"items": items, "nextCursor": page.next_cursor})
 
 
 async def _last_execution(storage: Storage, workflow_id: str) -> LastExecution | None:
