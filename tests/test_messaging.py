@@ -114,6 +114,31 @@ async def test_a_rejected_delivery_is_dead_lettered_at_once(broker: Broker) -> N
     assert letter.death == "rejected"
 
 
+async def test_only_a_message_never_delivered_before_is_first(broker: Broker) -> None:
+    """`first` lets the executor skip looking for records: it must be False for every
+    message whose runs may have been delivered (and so recorded) before: a message handed
+    back, a sync run moved to the durable queue, runs sent again."""
+    seen: dict[str, list[bool]] = {}
+    done = asyncio.Event()
+
+    async def handle(delivery: Delivery) -> Outcome:
+        execution_id = RunBatch.model_validate_json(delivery.body).runs[0].execution_id
+        seen.setdefault(execution_id, []).append(delivery.first)
+        if len(seen[execution_id]) == 1 and execution_id in ("e1", "e3"):
+            return Outcome.RETRY  # handed back (e3: a sync run, then moved)
+        if sum(map(len, seen.values())) == 5:
+            done.set()
+        return Outcome.DONE
+
+    consumer = await broker.consume_runs(handle, prefetch=4)
+    await broker.publish_runs([run(1)])
+    await broker.publish_runs([run(2)], resent=True)
+    await broker.publish_sync_runs([run(3)])
+    await asyncio.wait_for(done.wait(), 10)
+    await consumer.stop(1)
+    assert seen == {"e1": [True, False], "e2": [False], "e3": [True, False]}
+
+
 async def test_every_subscriber_gets_every_event(broker: Broker) -> None:
     got: dict[str, list[ConfigEvent]] = {"g1": [], "g2": []}
 

@@ -123,15 +123,13 @@ class RunWorker:
             return Outcome.DONE
         if await self._foreign(runs):
             return Outcome.RELEASE
-        pending = await self._unrecorded(runs)
+        pending = runs if delivery.first else await self._unrecorded(runs)
         if not pending:
             return Outcome.DONE
         if delivery.redelivered and len(pending) > 1:
             return await self._split(pending)
         pending = await self._claimed(pending)
-        results = await asyncio.gather(
-            *(self._complete(run) for run in pending), return_exceptions=True
-        )
+        results = await self._complete_all(pending)
         failures = [
             (run, result)
             for run, result in zip(pending, results, strict=True)
@@ -225,7 +223,7 @@ class RunWorker:
         assert self._broker is not None
         try:
             for run in runs:
-                await self._broker.publish_runs([run])
+                await self._broker.publish_runs([run], resent=True)
         except BrokerUnavailable:
             return Outcome.RETRY
         log.info("redelivered message split into one message per run", runs=len(runs))
@@ -258,13 +256,32 @@ class RunWorker:
             )
         return [run for run in runs if run.execution_id not in skipped]
 
+    async def _complete_all(self, runs: list[RunRequest]) -> list[BaseException | None]:
+        """Run and record each run, together; what each one failed with, if it did."""
+        if len(runs) == 1:  # most messages at low load: no task to make
+            try:
+                await self._complete(runs[0])
+            except Exception as error:
+                return [error]
+            return [None]
+        return await asyncio.gather(*(self._complete(run) for run in runs), return_exceptions=True)
+
     # --- one run ---
 
     async def _complete(self, run: RunRequest) -> None:
         self.metrics.in_flight.inc()
         try:
             record = await self._run(run)
-            await self._recorder.save(record)
+            if run.reply_to is None:
+                await self._recorder.save(record)
+            else:
+                # The caller's answer does not wait for the record; the delivery is
+                # acknowledged once both are done.
+                saving = asyncio.ensure_future(self._recorder.save(record))
+                try:
+                    await self._reply(run, record)
+                finally:
+                    await saving
         finally:
             self.metrics.in_flight.dec()
         self.metrics.recorded(record)
@@ -275,7 +292,6 @@ class RunWorker:
             version=record.version,
             ms=round((record.finished_at - record.received_at).total_seconds() * 1000, 1),
         )
-        await self._reply(run, record)
 
     async def _give_up(self, failures: list[tuple[RunRequest, str]]) -> None:
         for run, reason in failures:

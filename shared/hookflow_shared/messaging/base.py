@@ -36,6 +36,10 @@ class Delivery:
     """1 for the first delivery; MAX_ATTEMPTS is the last before it is dead-lettered."""
     death: str | None = None
     """On the dead-letter queue: why the broker gave up on it (e.g. `delivery_limit`)."""
+    first: bool = False
+    """Never handed to a consumer before, nor a copy of a message that was (a redelivered sync
+    run moved to the durable queue, a redelivered batch split up): none of its runs can have
+    been recorded yet, so its consumer need not look. False when the adapter cannot tell."""
 
     @property
     def redelivered(self) -> bool:
@@ -81,9 +85,10 @@ class Broker(ABC):
     def is_connected(self) -> bool: ...
 
     @abstractmethod
-    async def publish_runs(self, runs: Sequence[RunRequest]) -> None:
+    async def publish_runs(self, runs: Sequence[RunRequest], *, resent: bool = False) -> None:
         """Queue runs durably, in one message. Returns once the broker has confirmed them;
-        raises BrokerUnavailable otherwise, and then nothing may be assumed queued."""
+        raises BrokerUnavailable otherwise, and then nothing may be assumed queued. `resent`:
+        the runs were delivered before (so their delivery is not `first`)."""
 
     @abstractmethod
     async def publish_sync_runs(self, runs: Sequence[RunRequest]) -> None:

@@ -44,6 +44,8 @@ class _Message:
     death: str | None = None
     sync: bool = False
     """A sync run, as on RabbitMQ's sync queue: handed back, it goes on as a durable run."""
+    resent: bool = False
+    """Runs delivered before, sent again (see Delivery.first)."""
 
 
 class _Queue:
@@ -71,11 +73,11 @@ class MemoryBroker(Broker):
     async def close(self) -> None:
         self._connected = False
 
-    async def publish_runs(self, runs: Sequence[RunRequest]) -> None:
+    async def publish_runs(self, runs: Sequence[RunRequest], *, resent: bool = False) -> None:
         if not self._connected:
             raise BrokerUnavailable()
         self._runs.messages.put_nowait(
-            _Message(RunBatch(runs=list(runs)).model_dump_json().encode())
+            _Message(RunBatch(runs=list(runs)).model_dump_json().encode(), resent=resent)
         )
 
     async def publish_sync_runs(self, runs: Sequence[RunRequest]) -> None:
@@ -96,7 +98,7 @@ class MemoryBroker(Broker):
 
     def _hand_back(self, queue: _Queue, message: _Message) -> None:
         if message.sync:  # moved to the durable runs, where its deliveries start counting
-            self._runs.messages.put_nowait(_Message(message.body))
+            self._runs.messages.put_nowait(_Message(message.body, resent=True))
         elif queue is self._runs and message.attempt >= MAX_ATTEMPTS:
             log.error("run message dead-lettered", deliveries=message.attempt)
             self._dead.messages.put_nowait(_Message(message.body, death="delivery_limit"))
@@ -178,7 +180,12 @@ class _MemoryConsumer(Consumer):
                     self._idle.set()
 
     async def _deliver(self, message: _Message) -> None:
-        delivery = Delivery(message.body, attempt=message.attempt, death=message.death)
+        delivery = Delivery(
+            message.body,
+            attempt=message.attempt,
+            death=message.death,
+            first=message.attempt == 1 and not message.resent and message.death is None,
+        )
         try:
             outcome = await self._handler(delivery)
         except asyncio.CancelledError:

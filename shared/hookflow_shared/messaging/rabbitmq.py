@@ -51,6 +51,9 @@ from hookflow_shared.models import (
 
 log = structlog.get_logger("hookflow.broker")
 
+RESENT_HEADER = "x-hookflow-resent"
+"""On a message whose runs were delivered before (see Delivery.first)."""
+
 _OWNER = re.compile(r"but current is '[^']*\.installation\.([^']+)'")
 
 type Mover = Callable[[AbstractIncomingMessage], Awaitable[None]]
@@ -147,19 +150,25 @@ class RabbitBroker(Broker):
         for task in self._tasks:
             task.cancel()
 
-    async def publish_runs(self, runs: Sequence[RunRequest]) -> None:
-        if self._runs_exchange is None or not self.is_connected:
+    async def publish_runs(self, runs: Sequence[RunRequest], *, resent: bool = False) -> None:
+        if self._runs_exchange is None or self._channel is None or not self.is_connected:
             raise BrokerUnavailable()
-        message = _run_message(runs, aio_pika.DeliveryMode.PERSISTENT)
-        await self._confirmed(self._runs_exchange, message, self._topology.runs_queue, len(runs))
+        properties = _properties(runs[0].execution_id, persistent=True, resent=resent)
+        await self._confirmed(
+            self._runs_exchange.name, _run_batch(runs), properties, self._topology.runs_queue, runs
+        )
 
     async def publish_sync_runs(self, runs: Sequence[RunRequest]) -> None:
         if self._reply_channel is None or not self.is_connected:
             raise BrokerUnavailable()
-        message = _run_message(runs, aio_pika.DeliveryMode.NOT_PERSISTENT)
+        properties = _properties(runs[0].execution_id, persistent=False)
         try:
-            await self._reply_channel.default_exchange.publish(
-                message, routing_key=self._topology.sync_runs_queue, timeout=self._publish_timeout
+            await _publish(
+                self._reply_channel,
+                _run_batch(runs),
+                properties,
+                routing_key=self._topology.sync_runs_queue,
+                within=self._publish_timeout,
             )
         except Exception as error:
             log.warning("sync runs not published", reason=repr(error), runs=len(runs))
@@ -171,44 +180,53 @@ class RabbitBroker(Broker):
         queue's copy is acknowledged."""
         if self._runs_exchange is None or not self.is_connected:
             raise BrokerUnavailable()
-        moved = aio_pika.Message(
-            message.body,
-            content_type=message.content_type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message.message_id,
+        properties = _properties(message.message_id, persistent=True, resent=True)
+        await self._confirmed(
+            self._runs_exchange.name, message.body, properties, self._topology.runs_queue, 0
         )
-        await self._confirmed(self._runs_exchange, moved, self._topology.runs_queue, 0)
 
     async def _confirmed(
-        self, exchange: AbstractExchange, message: aio_pika.Message, routing_key: str, runs: int
+        self,
+        exchange: str,
+        body: bytes,
+        properties: Basic.Properties,
+        routing_key: str,
+        runs: Sequence[RunRequest] | int,
     ) -> None:
+        """Publish on the confirming channel and wait for the broker's confirm."""
+        count = runs if isinstance(runs, int) else len(runs)
+        if self._channel is None:
+            raise BrokerUnavailable()
         try:
-            confirmation = await exchange.publish(
-                message, routing_key=routing_key, mandatory=True, timeout=self._publish_timeout
+            confirmation = await _publish(
+                self._channel,
+                body,
+                properties,
+                exchange=exchange,
+                routing_key=routing_key,
+                mandatory=True,
+                within=self._publish_timeout,
+                confirmed=True,
             )
-        except aio_pika.exceptions.DeliveryError as error:  # unroutable or nacked: not taken
-            log.warning("publish refused", reason=repr(error), runs=runs)
+        except aiormq.exceptions.DeliveryError as error:  # nacked: not taken
+            log.warning("publish refused", reason=repr(error), runs=count)
             raise BrokerUnavailable() from error
         except Exception as error:  # timed out, connection lost: the broker may have it
-            log.warning("publish not confirmed", reason=repr(error), runs=runs)
+            log.warning("publish not confirmed", reason=repr(error), runs=count)
             raise BrokerUnavailable(
                 "the message broker did not confirm in time", maybe_queued=True
             ) from error
-        if not isinstance(confirmation, Basic.Ack):
-            log.warning("publish refused", reason=type(confirmation).__name__, runs=runs)
+        if not isinstance(confirmation, Basic.Ack):  # returned unroutable, or nacked
+            log.warning("publish refused", reason=type(confirmation).__name__, runs=count)
             raise BrokerUnavailable()
 
     async def set_aside(self, body: bytes, reason: str) -> None:
         if self._channel is None or not self.is_connected:
             raise BrokerUnavailable()
-        message = aio_pika.Message(
-            body,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            headers={"x-hookflow-reason": reason[:500]},
+        properties = Basic.Properties(
+            delivery_mode=PERSISTENT, headers={"x-hookflow-reason": reason[:500]}
         )
-        await self._confirmed(
-            self._channel.default_exchange, message, self._topology.unreadable_queue, 0
-        )
+        await self._confirmed("", body, properties, self._topology.unreadable_queue, 0)
 
     async def consume_runs(self, handler: DeliveryHandler, *, prefetch: int) -> Consumer:
         return await self._consume(
@@ -318,18 +336,65 @@ class RabbitBroker(Broker):
     ) -> None:
         if self._reply_channel is None or not self.is_connected:
             raise BrokerUnavailable()
-        message = aio_pika.Message(
-            Replies(replies=list(replies)).model_dump_json().encode(),
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
-        )
         try:
             # Not mandatory: when the caller's queue is gone, the broker drops the reply.
-            await self._reply_channel.default_exchange.publish(
-                message, routing_key=reply_to, mandatory=False, timeout=self._publish_timeout
+            await _publish(
+                self._reply_channel,
+                Replies(replies=list(replies)).model_dump_json().encode(),
+                _JSON,
+                routing_key=reply_to,
+                within=self._publish_timeout,
             )
         except Exception as error:
             raise BrokerUnavailable() from error
+
+
+PERSISTENT = 2
+_JSON = Basic.Properties(content_type="application/json", delivery_mode=1)
+
+
+def _properties(
+    message_id: str | None, *, persistent: bool, resent: bool = False
+) -> Basic.Properties:
+    return Basic.Properties(
+        content_type="application/json",
+        delivery_mode=PERSISTENT if persistent else 1,
+        message_id=message_id,
+        headers={RESENT_HEADER: True} if resent else None,
+    )
+
+
+def _run_batch(runs: Sequence[RunRequest]) -> bytes:
+    return RunBatch(runs=list(runs)).model_dump_json().encode()
+
+
+async def _publish(
+    channel: AbstractChannel,
+    body: bytes,
+    properties: Basic.Properties,
+    *,
+    routing_key: str,
+    exchange: str = "",
+    mandatory: bool = False,
+    within: float,
+    confirmed: bool = False,
+) -> object:
+    """One publish straight on aio-pika's underlying aiormq channel: the hot paths skip
+    aio-pika's Message and Exchange wrappers. Unconfirmed publishes do not wait for the socket
+    write either (nothing would be learnt from it: only a confirm says the broker has it)."""
+    if channel.is_closed:
+        raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
+    underlay = await channel.get_underlay_channel()
+    assert isinstance(underlay, aiormq.Channel)  # `wait` is the concrete channel's
+    return await underlay.basic_publish(
+        body,
+        exchange=exchange,
+        routing_key=routing_key,
+        properties=properties,
+        mandatory=mandatory,
+        timeout=within,
+        wait=confirmed,
+    )
 
 
 async def _declare_exchange(channel: AbstractChannel, spec: ExchangeSpec) -> AbstractExchange:
@@ -358,22 +423,18 @@ class _EventSubscription(Consumer):
             await asyncio.wait_for(self._channel.close(), 2)
 
 
-def _run_message(runs: Sequence[RunRequest], mode: aio_pika.DeliveryMode) -> aio_pika.Message:
-    return aio_pika.Message(
-        RunBatch(runs=list(runs)).model_dump_json().encode(),
-        content_type="application/json",
-        delivery_mode=mode,
-        message_id=runs[0].execution_id,
-    )
-
-
 def _delivery(message: AbstractIncomingMessage) -> Delivery:
     count = message.headers.get("x-delivery-count", 0)
     death = message.headers.get("x-first-death-reason")
+    attempt = (count if isinstance(count, int) else 0) + 1
     return Delivery(
         message.body,
-        attempt=(count if isinstance(count, int) else 0) + 1,
+        attempt=attempt,
         death=death if isinstance(death, str) else None,
+        first=attempt == 1
+        and not message.redelivered
+        and death is None
+        and RESENT_HEADER not in message.headers,
     )
 
 
