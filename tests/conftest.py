@@ -26,6 +26,7 @@ import structlog
 from aiohttp import web
 from pymongo import AsyncMongoClient
 
+from hookflow_shared.command import new_event_loop
 from hookflow_shared.messaging import Broker, Topology, open_broker
 from hookflow_shared.messaging.memory import MemoryBroker
 from hookflow_shared.storage import Storage, open_storage
@@ -38,6 +39,11 @@ DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 def pytest_configure(config: pytest.Config) -> None:
     fuzzing.configure(config)
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """Every test runs on the services' own event loop (eager tasks)."""
+    return {"eager": new_event_loop}
     if fuzzing.FUZZ:  # 100,000 examples each: only warnings and errors of the services
         structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 

@@ -80,9 +80,10 @@ class Batcher[T, R]:
             self._start()
 
     async def _run(self) -> None:
-        # A flush takes what is waiting when it starts, one turn of the event loop after it
-        # was scheduled: the items made in the same turn go together even when flushes are
-        # quick (a publish without confirm) and so rarely in flight.
+        # A flush takes what is waiting one turn of the event loop after it was scheduled
+        # (tasks start eagerly: this is the turn): the items made in the same turn go together
+        # even when flushes are quick (a publish without confirm) and so rarely in flight.
+        await asyncio.sleep(0)
         batch = self._waiting[: self._max_batch]
         del self._waiting[: self._max_batch]
         if not batch:
