@@ -39,7 +39,7 @@ from hookflow_shared.idempotency import claim_key
 from hookflow_shared.messaging import Broker, Delivery, Outcome
 from hookflow_shared.messaging.rpc import Replier
 from hookflow_shared.messaging.topology import MAX_ATTEMPTS
-from hookflow_shared.models import ExecutionRecord, RunReply, RunRequest, now
+from hookflow_shared.models import ExecutionRecord, RunBatch, RunReply, RunRequest, now
 from hookflow_shared.storage import Claim, Storage
 
 log = structlog.get_logger("hookflow.executor")
@@ -52,6 +52,12 @@ class UnreadableMessage(Exception):
 def read_runs(body: bytes) -> list[RunRequest]:
     """The runs of a message, each checked on its own: one bad run spoils none of the others.
     Raises UnreadableMessage when the message is not a run batch at all."""
+    try:  # the usual message, read in one go
+        runs = RunBatch.model_validate_json(body).runs
+    except ValidationError:
+        runs = []
+    if runs:
+        return runs
     try:
         envelope = orjson.loads(body)
     except orjson.JSONDecodeError as error:
