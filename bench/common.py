@@ -28,10 +28,14 @@ class Scenario:
 
     target: str  # "bare", "nodered", "async", "idem" (async with idempotency claims) or "sync"
     conns: int
+    paused: bool = False
+    """The executors are frozen while wrk runs (and resumed to drain after): what the gateway
+    and the broker accept alone, as when the executors run on machines of their own. Named
+    `accept-<conns>`."""
 
     @property
     def name(self) -> str:
-        return f"{self.target}-{self.conns}"
+        return f"{'accept' if self.paused else self.target}-{self.conns}"
 
     @property
     def keyed(self) -> bool:
@@ -59,6 +63,7 @@ SCENARIOS: list[Scenario | Backlog] = [
     Scenario("bare", 50),
     Scenario("nodered", 50),
     Scenario("async", 50),
+    Scenario("async", 50, paused=True),
     Scenario("async", 200),
     Scenario("async", 1),
     Scenario("idem", 50),

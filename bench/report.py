@@ -60,7 +60,15 @@ BACKLOG_MEDIAN_KEYS = (
 )
 SUM_KEYS = ("requests", "non_2xx", "unanswered", "recorded", "lost", "extra")
 BACKLOG_SUM_KEYS = ("requests", "non_2xx", "failed_requests", "recorded", "lost", "extra")
-RATIOS = ("async/bare", "idem/bare", "sync/bare", "idem/async", "async-200/bare", "nodered/bare")
+RATIOS = (
+    "async/bare",
+    "idem/bare",
+    "sync/bare",
+    "idem/async",
+    "async-200/bare",
+    "nodered/bare",
+    "accept/bare",
+)
 """The ratios of 2xx/s the JSON's `ratios` holds (the first four since the first bench)."""
 
 
@@ -136,6 +144,7 @@ def round_ratios(figures: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     ratios["idem/async"] = ratio("idem-50", "async-50")
     ratios["async-200/bare"] = ratio("async-200", BASELINE)
     ratios["nodered/bare"] = ratio("nodered-50", BASELINE)
+    ratios["accept/bare"] = ratio("accept-50", BASELINE)
     return ratios
 
 

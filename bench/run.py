@@ -18,6 +18,9 @@ wrk (2 threads, `--latency`, bench/post.lua) POSTs a payment callback (bench/com
                without node and npm; installed from npm into ~/.cache/hookflow-bench once)
     async-50   examples/payment-callback.json, the README's payment workflow, without its Basic
                auth (async: answered once the broker confirmed the run)
+    accept-50  the same with the executors frozen (SIGSTOP) through the warm-up and the run,
+               then resumed to drain: what the gateway and the broker accept when the
+               executors run on machines of their own (every run still checked)
     async-200  the same, 200 connections (the issue's target: p99 under 50 ms)
     async-1    the same, one connection (each request waits for the broker's confirm)
     idem-50    the same with `trigger.idempotency` by header, every request a new key: each

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 from bench.common import Scenario
-from bench.correctness import Drain, check, drain
+from bench.correctness import Drain, check, check_counts, drain
 from bench.cpu import Snapshot
 from bench.loadgen import WrkResult, run_wrk
 from bench.report import fmt_ms
@@ -127,8 +128,67 @@ def summary_line(label: str, scenario: Scenario, result: WrkResult, figures: dic
     return line
 
 
+def freeze_executors(b: Bench, frozen: bool) -> None:
+    """SIGSTOP (or SIGCONT) every executor: stopped, its connections kept open."""
+    for executor in b.executors():
+        executor.proc.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
+
+
+async def run_paused(b: Bench, scenario: Scenario, label: str) -> dict[str, Any]:
+    """The accept scenario: the executors frozen through the warm-up and the measured run, so
+    that the gateway and the broker have the machine; then resumed, and every run accepted
+    (warm-up included) must be recorded exactly once. The executor's figures are the drain's."""
+    b.check_services()
+    base = await b.executed()
+    freeze_executors(b, True)
+    try:
+        print(f"{label} {scenario.name}: executors frozen; warm-up {b.args.warmup:g} s", flush=True)
+        url = b.urls[scenario.target]
+        warm = await run_wrk(b.wrk, url, scenario.conns, b.args.warmup)
+        print(f"{label} {scenario.name}: measuring {b.args.duration:g} s", flush=True)
+        before = await b.snapshot(with_executed=False)
+        result = await run_wrk(b.wrk, url, scenario.conns, b.args.duration)
+        after = await b.snapshot(with_executed=False)
+    finally:
+        freeze_executors(b, False)
+    b.check_services()
+    requests = max(1, result.requests)
+    figures: dict[str, Any] = {
+        "scenario": scenario.name,
+        "target": scenario.target,
+        "conns": scenario.conns,
+        **wrk_figures(result),
+        **cpu_figures("gateway", requests, before, after),
+        **dict.fromkeys(EXECUTOR_KEYS),
+        "warmup": {"rps": warm.rps, "requests": warm.requests, "non_2xx": warm.non_2xx},
+        "wrk_output": result.output,
+    }
+    if before.broker_cpu is not None and after.broker_cpu is not None:
+        figures["broker_cpu_us_per_req"] = (after.broker_cpu - before.broker_cpu) / requests * 1e6
+    ok, unanswered = warm.ok + result.ok, warm.unanswered + result.unanswered
+    drained = await drain(b, base, ok, unanswered, await b.snapshot(with_executed=False))
+    check_counts(b, f"{label} {scenario.name} (warm-up and measured run)", ok, unanswered, drained)
+    b.expected_records[scenario.target] += drained.recorded
+    recorded = max(1, drained.recorded)
+    figures |= {
+        "executor_cpu_us_per_run": drained.executor_cpu / recorded * 1e6,
+        "executor_runs_per_s_during_load": 0.0,
+        "executor_runs_per_s_to_drain": drained.recorded / drained.seconds
+        if drained.seconds
+        else None,
+        "drain_s": drained.seconds,
+        "recorded": drained.recorded,
+        "lost": drained.lost,
+        "extra": drained.extra,
+    }
+    print(summary_line(label, scenario, result, figures), flush=True)
+    return figures
+
+
 async def run_scenario(b: Bench, scenario: Scenario, label: str) -> dict[str, Any]:
     """Warm up, measure, wait for the executor to record every run; the figures, for the JSON."""
+    if scenario.paused:
+        return await run_paused(b, scenario, label)
     hookflow = scenario.hookflow
     server = "gateway" if hookflow else scenario.target
     b.check_services()

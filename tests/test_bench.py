@@ -77,6 +77,7 @@ def results_document(rounds: int = 3) -> dict[str, Any]:
             "bare-50": http_run("bare-50", 8000 * scale, 5.0, 20.0),
             "nodered-50": http_run("nodered-50", 1900 * scale, 25.0, 60.0),
             "async-50": http_run("async-50", 4000 * scale, 12.0, 45.0),
+            "accept-50": http_run("accept-50", 4800 * scale, 10.0, 30.0),
             "async-1": http_run("async-1", 400 * scale, 2.4, 9.0),
             "backlog-1": backlog_run("backlog-1", 1500 * scale),
             "backlog-2": backlog_run("backlog-2", 2100 * scale),
@@ -99,6 +100,7 @@ def test_summary_holds_each_scenario_and_the_ratios_to_bare() -> None:
         "bare-50",
         "nodered-50",
         "async-50",
+        "accept-50",
         "async-1",
         "backlog-1",
         "backlog-2",
@@ -109,6 +111,7 @@ def test_summary_holds_each_scenario_and_the_ratios_to_bare() -> None:
     assert medians["backlog-1"]["recorded_total"] == 60_000
     assert ratios["async/bare"] == pytest.approx(0.5)
     assert ratios["nodered/bare"] == pytest.approx(1900 / 8000)
+    assert ratios["accept/bare"] == pytest.approx(0.6)
     assert ratios["sync/bare"] is None  # not measured in these rounds
 
 
@@ -216,6 +219,7 @@ def test_only_selects_scenarios_in_the_run_order_with_their_baseline() -> None:
     assert [s.name for s in select("sync-50,async-200")] == [BASELINE, "async-200", "sync-50"]
     assert [s.name for s in select(" backlog-2 , backlog-1 ")] == ["backlog-1", "backlog-2"]
     assert [s.name for s in select("async-1")] == ["async-1"]  # one connection: no ratio
+    assert [s.name for s in select("accept-50")] == [BASELINE, "accept-50"]
 
 
 def test_only_refuses_unknown_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
