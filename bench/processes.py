@@ -21,6 +21,7 @@ from bench.common import BENCH, ROOT, UNLIMITED, BenchError
 from bench.cpu import cpu_seconds
 from bench.memory import peak_rss_mb
 from bench.storage import storage_env
+from hookflow_shared.messaging.topology import Topology
 
 BARE = BENCH / "bare.py"
 HOOKFLOW = ROOT / ".venv" / "bin" / "hookflow"
@@ -206,14 +207,17 @@ def log_summary(procs: Processes) -> dict[str, Any]:
 
 
 async def delete_namespace(broker_url: str, namespace: str) -> None:
-    """The queues and exchanges the services declared in the benchmark's own namespace."""
+    """Every queue and exchange the services declare in the benchmark's own namespace, from the
+    services' own list (hookflow_shared.messaging.topology)."""
+    topology = Topology(namespace)
     connection = await aio_pika.connect(broker_url, timeout=10)
     async with connection:
-        for queue in (f"{namespace}.runs", f"{namespace}.runs.dead"):
+        for queue in topology.queues():
             channel = await connection.channel()
             with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                await channel.queue_delete(queue)
-        for exchange in (f"{namespace}.runs", f"{namespace}.dead", f"{namespace}.events"):
+                await channel.queue_delete(queue.name)
+        exchanges = [spec.name for spec in topology.exchanges()]
+        for exchange in [*exchanges, topology.installation_exchange]:
             channel = await connection.channel()
             with contextlib.suppress(aio_pika.exceptions.AMQPError):
                 await channel.exchange_delete(exchange)

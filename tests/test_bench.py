@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import pymongo
 import pytest
 from matplotlib import image
@@ -19,9 +20,10 @@ from bench import nodered, storage
 from bench.chart import draw_chart
 from bench.common import BASELINE, SCENARIO_NAMES, select
 from bench.memory import describe, parse_vmhwm, peak_rss_mb
-from bench.processes import Processes
+from bench.processes import Processes, delete_namespace
 from bench.report import round_ratios, summarise
 from bench.run import parse_args, start_nodered
+from hookflow_shared.messaging import Topology, open_broker
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -286,3 +288,26 @@ def test_nodered_is_skipped_with_its_reason_without_node(
     assert [s.name for s in args.scenarios] == [BASELINE]
     assert state["skipped"] == {"nodered-50": nodered.missing_reason()}
     assert procs.services == {}
+
+
+async def test_the_bench_leaves_nothing_of_its_namespace_on_the_broker(
+    rabbitmq: str, namespace: str
+) -> None:
+    """What the services declare (with an installation marker) is all gone afterwards: the
+    broker may be shared with other systems."""
+    broker = open_broker(rabbitmq, Topology(namespace), installation="bench-test")
+    await broker.connect()
+    await broker.close()
+    await delete_namespace(rabbitmq, namespace)
+    topology = Topology(namespace)
+    connection = await aio_pika.connect(rabbitmq)
+    async with connection:
+        for queue in topology.queues():
+            channel = await connection.channel()
+            with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
+                await channel.declare_queue(queue.name, passive=True)
+        exchanges = [spec.name for spec in topology.exchanges()]
+        for exchange in [*exchanges, topology.installation_exchange]:
+            channel = await connection.channel()
+            with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
+                await channel.declare_exchange(exchange, passive=True)

@@ -192,13 +192,14 @@ def test_a_bad_secret_key_is_one_line(environment: dict[str, str]) -> None:
 
 
 def test_a_bad_secret_key_after_the_broker_is_one_line(
-    rabbitmq_url: str, environment: dict[str, str], namespace: str
+    rabbitmq: str, environment: dict[str, str], namespace: str
 ) -> None:
     """The gateway reads the key once its storage and broker are open: they are closed
-    quietly, and only the error is left to tell."""
+    quietly, and only the error is left to tell. (`rabbitmq`: the queues it declared are
+    deleted afterwards.)"""
     environment |= {
         "HOOKFLOW_SECRET_KEY": "not-a-fernet-key",
-        "HOOKFLOW_BROKER_URL": rabbitmq_url,
+        "HOOKFLOW_BROKER_URL": rabbitmq,
         "HOOKFLOW_NAMESPACE": namespace,
     }
     line = refused_start(["hookflow_gateway"], environment)
