@@ -128,6 +128,32 @@ def summary_line(label: str, scenario: Scenario, result: WrkResult, figures: dic
     return line
 
 
+def measured_figures(
+    scenario: Scenario,
+    server: str,
+    result: WrkResult,
+    before: Snapshot,
+    after: Snapshot,
+    warmup: dict[str, Any],
+) -> dict[str, Any]:
+    """A measured run's figures: wrk's, the CPU, the broker's when it runs here, and the
+    executor's keys left empty (for the caller to fill)."""
+    requests = max(1, result.requests)
+    figures: dict[str, Any] = {
+        "scenario": scenario.name,
+        "target": scenario.target,
+        "conns": scenario.conns,
+        **wrk_figures(result),
+        **cpu_figures(server, requests, before, after),
+        **dict.fromkeys(EXECUTOR_KEYS),
+        "warmup": warmup,
+        "wrk_output": result.output,
+    }
+    if before.broker_cpu is not None and after.broker_cpu is not None:
+        figures["broker_cpu_us_per_req"] = (after.broker_cpu - before.broker_cpu) / requests * 1e6
+    return figures
+
+
 def freeze_executors(b: Bench, frozen: bool) -> None:
     """SIGSTOP (or SIGCONT) every executor: stopped, its connections kept open."""
     for executor in b.executors():
@@ -152,19 +178,8 @@ async def run_paused(b: Bench, scenario: Scenario, label: str) -> dict[str, Any]
     finally:
         freeze_executors(b, False)
     b.check_services()
-    requests = max(1, result.requests)
-    figures: dict[str, Any] = {
-        "scenario": scenario.name,
-        "target": scenario.target,
-        "conns": scenario.conns,
-        **wrk_figures(result),
-        **cpu_figures("gateway", requests, before, after),
-        **dict.fromkeys(EXECUTOR_KEYS),
-        "warmup": {"rps": warm.rps, "requests": warm.requests, "non_2xx": warm.non_2xx},
-        "wrk_output": result.output,
-    }
-    if before.broker_cpu is not None and after.broker_cpu is not None:
-        figures["broker_cpu_us_per_req"] = (after.broker_cpu - before.broker_cpu) / requests * 1e6
+    warmup = {"rps": warm.rps, "requests": warm.requests, "non_2xx": warm.non_2xx}
+    figures = measured_figures(scenario, "gateway", result, before, after, warmup)
     ok, unanswered = warm.ok + result.ok, warm.unanswered + result.unanswered
     drained = await drain(b, base, ok, unanswered, await b.snapshot(with_executed=False))
     check_counts(b, f"{label} {scenario.name} (warm-up and measured run)", ok, unanswered, drained)
@@ -202,22 +217,8 @@ async def run_scenario(b: Bench, scenario: Scenario, label: str) -> dict[str, An
     after = await b.snapshot(with_executed=hookflow)
     b.check_services()
 
-    requests = max(1, result.requests)
-    figures: dict[str, Any] = {
-        "scenario": scenario.name,
-        "target": scenario.target,
-        "conns": scenario.conns,
-        **wrk_figures(result),
-        **cpu_figures(server, requests, before, after),
-        **dict.fromkeys(EXECUTOR_KEYS),
-        "warmup": warmup,
-        "wrk_output": result.output,
-    }
-    if not hookflow:
-        if before.broker_cpu is not None and after.broker_cpu is not None:
-            broker = after.broker_cpu - before.broker_cpu
-            figures["broker_cpu_us_per_req"] = broker / requests * 1e6
-    else:
+    figures = measured_figures(scenario, server, result, before, after, warmup)
+    if hookflow:
         assert before.executed is not None
         drained = await drain(b, before.executed, result.ok, result.unanswered, before)
         check(b, f"{label} {scenario.name}", result, drained)

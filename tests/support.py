@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from aiohttp import web
 from pydantic import SecretStr
 
@@ -21,7 +22,7 @@ from hookflow_executor.app import create_app as executor_app
 from hookflow_gateway.app import create_app as gateway_app
 from hookflow_shared.crypto import new_key
 from hookflow_shared.ids import first_id_at, new_id, trigger_key
-from hookflow_shared.messaging import Broker, Delivery
+from hookflow_shared.messaging import Broker, Delivery, DeliveryHandler, Outcome
 from hookflow_shared.models import (
     ExecutionRecord,
     ExecutionStatus,
@@ -113,6 +114,42 @@ def run_of(workflow: StoredWorkflow, body: Any, **fields: Any) -> RunRequest:
 def delivery(batch: RunBatch, attempt: int = 1) -> Delivery:
     """A broker delivery of the batch, as the executor gets it."""
     return Delivery(batch.model_dump_json().encode(), attempt=attempt)
+
+
+async def first_dead_letter(
+    broker: Broker,
+    handle: DeliveryHandler,
+    publish: Callable[[], Awaitable[object]] | None = None,
+    *,
+    timeout: float,
+) -> Delivery:
+    """Consume runs with `handle` and the dead letters beside it (one at a time each), then
+    `publish`: the first message the broker dead-letters."""
+    dead: asyncio.Queue[Delivery] = asyncio.Queue()
+
+    async def on_dead(delivery: Delivery) -> Outcome:
+        await dead.put(delivery)
+        return Outcome.DONE
+
+    consumer = await broker.consume_runs(handle, prefetch=1)
+    dead_consumer = await broker.consume_dead_runs(on_dead, prefetch=1)
+    try:
+        if publish is not None:
+            await publish()
+        return await asyncio.wait_for(dead.get(), timeout)
+    finally:
+        await consumer.stop(1)
+        await dead_consumer.stop(1)
+
+
+async def get_message(queue: AbstractQueue, *, no_ack: bool) -> AbstractIncomingMessage | None:
+    """A message of `queue` (basic.get, tried for up to 5 s), or None."""
+    for _ in range(250):
+        message = await queue.get(fail=False, no_ack=no_ack)
+        if message is not None:
+            return message
+        await asyncio.sleep(0.02)
+    return None
 
 
 async def wait_for[T](probe: Callable[[], Awaitable[T | None]], timeout: float = 5.0) -> T:
@@ -285,6 +322,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def embedded_environment(data_dir: Path) -> tuple[dict[str, str], dict[str, int]]:
+    """The environment of a `hookflow run` on free ports with its data in `data_dir` (none of
+    the caller's HOOKFLOW_* settings), and its ports by service: gateway, config, executor."""
+    ports = {name: free_port() for name in ("gateway", "config", "executor")}
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HOOKFLOW_")}
+    env |= {
+        "HOOKFLOW_GATEWAY_PORT": str(ports["gateway"]),
+        "HOOKFLOW_CONFIG_API_PORT": str(ports["config"]),
+        "HOOKFLOW_EXECUTOR_PORT": str(ports["executor"]),
+        "HOOKFLOW_PUBLIC_URL": f"http://127.0.0.1:{ports['gateway']}",
+        "HOOKFLOW_DATA_DIR": str(data_dir),
+    }
+    return env, ports
 
 
 def seed_example() -> dict[str, Any]:

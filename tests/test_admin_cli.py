@@ -25,7 +25,7 @@ from hookflow_shared.settings import (
 )
 from tests.admin_cli import HOOKFLOW, Admin, Result, hookflow
 from tests.faults.processes import Installation, Sqlite
-from tests.support import free_port, wait_for
+from tests.support import embedded_environment, free_port, wait_for
 
 TOKEN = "cli-test-admin-token-0123456789"
 
@@ -73,15 +73,8 @@ def workflow(name: str | None = None, title: str = "Payment callback") -> dict[s
 @pytest.fixture
 def embedded(tmp_path: Path) -> Iterator[Admin]:
     """`hookflow run` on free ports, SQLite in tmp_path, a chosen admin token."""
-    ports = {name: free_port() for name in ("gateway", "config", "executor")}
-    env = {key: value for key, value in os.environ.items() if not key.startswith("HOOKFLOW_")} | {
-        "HOOKFLOW_GATEWAY_PORT": str(ports["gateway"]),
-        "HOOKFLOW_CONFIG_API_PORT": str(ports["config"]),
-        "HOOKFLOW_EXECUTOR_PORT": str(ports["executor"]),
-        "HOOKFLOW_PUBLIC_URL": f"http://127.0.0.1:{ports['gateway']}",
-        "HOOKFLOW_DATA_DIR": str(tmp_path / "data"),
-        "HOOKFLOW_ADMIN_TOKEN": TOKEN,
-    }
+    env, ports = embedded_environment(tmp_path / "data")
+    env["HOOKFLOW_ADMIN_TOKEN"] = TOKEN
     process = subprocess.Popen(
         [str(HOOKFLOW), "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

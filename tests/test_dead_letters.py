@@ -30,6 +30,7 @@ from tests.support import (
     SECRET_KEY,
     System,
     delivery,
+    get_message,
     payment_workflow,
     run_of,
     start_app,
@@ -148,13 +149,7 @@ async def crash_while_holding(url: str, queue: str, times: int) -> None:
     for _ in range(times):
         connection = await aio_pika.connect(url)
         channel = await connection.channel()
-        q = await channel.get_queue(queue)
-        message = None
-        for _ in range(100):
-            message = await q.get(fail=False, no_ack=False)
-            if message is not None:
-                break
-            await asyncio.sleep(0.05)
+        message = await get_message(await channel.get_queue(queue), no_ack=False)
         assert message is not None
         await connection.close()  # unacknowledged: the broker hands it back, counted
 

@@ -8,7 +8,7 @@ from hookflow_shared.errors import BrokerUnavailable
 from hookflow_shared.messaging import Broker, Delivery, Outcome
 from hookflow_shared.messaging.topology import MAX_ATTEMPTS
 from hookflow_shared.models import ConfigEvent, RunBatch, RunRequest
-from tests.support import numbered_run
+from tests.support import first_dead_letter, numbered_run
 
 
 def run(number: int) -> RunRequest:
@@ -72,18 +72,9 @@ async def test_a_failed_delivery_comes_back_counted_and_then_is_dead_lettered(
             raise RuntimeError("a bug")
         return Outcome.RETRY
 
-    dead: asyncio.Queue[Delivery] = asyncio.Queue()
-
-    async def on_dead(delivery: Delivery) -> Outcome:
-        await dead.put(delivery)
-        return Outcome.DONE
-
-    consumer = await broker.consume_runs(always_fails, prefetch=1)
-    dead_consumer = await broker.consume_dead_runs(on_dead, prefetch=1)
-    await broker.publish_runs([run(1)])
-    letter = await asyncio.wait_for(dead.get(), 40)
-    await consumer.stop(1)
-    await dead_consumer.stop(1)
+    letter = await first_dead_letter(
+        broker, always_fails, lambda: broker.publish_runs([run(1)]), timeout=40
+    )
     # Every delivery is counted the same on both adapters: 1, 2, ... up to the last.
     assert attempts == list(range(1, MAX_ATTEMPTS + 1))
     assert letter.death == "delivery_limit"
@@ -98,18 +89,9 @@ async def test_a_rejected_delivery_is_dead_lettered_at_once(broker: Broker) -> N
         attempts += 1
         return Outcome.REJECT
 
-    dead: asyncio.Queue[Delivery] = asyncio.Queue()
-
-    async def on_dead(delivery: Delivery) -> Outcome:
-        await dead.put(delivery)
-        return Outcome.DONE
-
-    consumer = await broker.consume_runs(rejects, prefetch=1)
-    dead_consumer = await broker.consume_dead_runs(on_dead, prefetch=1)
-    await broker.publish_runs([run(1)])
-    letter = await asyncio.wait_for(dead.get(), 10)
-    await consumer.stop(1)
-    await dead_consumer.stop(1)
+    letter = await first_dead_letter(
+        broker, rejects, lambda: broker.publish_runs([run(1)]), timeout=10
+    )
     assert attempts == 1
     assert letter.death == "rejected"
 

@@ -2,7 +2,6 @@
 bus and SQLite), started as a user starts it, and driven over HTTP."""
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -12,19 +11,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support import free_port, payment_workflow, seed_example, wait_for
+from tests.support import embedded_environment, payment_workflow, seed_example, wait_for
 
 
 @pytest.fixture
 def hookflow_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
-    ports = {name: free_port() for name in ("gateway", "config", "executor")}
-    env = {key: value for key, value in os.environ.items() if not key.startswith("HOOKFLOW_")} | {
-        "HOOKFLOW_GATEWAY_PORT": str(ports["gateway"]),
-        "HOOKFLOW_CONFIG_API_PORT": str(ports["config"]),
-        "HOOKFLOW_EXECUTOR_PORT": str(ports["executor"]),
-        "HOOKFLOW_PUBLIC_URL": f"http://127.0.0.1:{ports['gateway']}",
-        "HOOKFLOW_DATA_DIR": str(tmp_path / "data"),
-    }
+    env, ports = embedded_environment(tmp_path / "data")
     process = subprocess.Popen(
         [sys.executable, "-m", "hookflow_cli", "run"],
         env=env,

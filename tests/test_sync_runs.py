@@ -11,7 +11,7 @@ import aio_pika
 from hookflow_shared.messaging import Broker, Delivery, Outcome, Topology
 from hookflow_shared.messaging.topology import MAX_ATTEMPTS
 from hookflow_shared.models import RunBatch, RunRequest
-from tests.support import numbered_run
+from tests.support import first_dead_letter, get_message, numbered_run
 
 
 def sync_run(number: int) -> RunRequest:
@@ -49,18 +49,9 @@ async def test_a_failing_sync_run_goes_on_durably_counted_then_is_dead_lettered(
         attempts.append(delivery.attempt)
         return Outcome.RETRY
 
-    dead: asyncio.Queue[Delivery] = asyncio.Queue()
-
-    async def on_dead(delivery: Delivery) -> Outcome:
-        await dead.put(delivery)
-        return Outcome.DONE
-
-    consumer = await broker.consume_runs(always_fails, prefetch=1)
-    dead_consumer = await broker.consume_dead_runs(on_dead, prefetch=1)
-    await broker.publish_sync_runs([sync_run(1)])
-    letter = await asyncio.wait_for(dead.get(), 40)
-    await consumer.stop(1)
-    await dead_consumer.stop(1)
+    letter = await first_dead_letter(
+        broker, always_fails, lambda: broker.publish_sync_runs([sync_run(1)]), timeout=40
+    )
     # Its one delivery from the sync queue, then every delivery of the durable queue.
     assert attempts == [1, *range(1, MAX_ATTEMPTS + 1)]
     assert letter.death == "delivery_limit"
@@ -68,7 +59,6 @@ async def test_a_failing_sync_run_goes_on_durably_counted_then_is_dead_lettered(
 
 
 async def test_a_rejected_sync_run_is_dead_lettered_at_once(broker: Broker) -> None:
-    dead: asyncio.Queue[Delivery] = asyncio.Queue()
     attempts = 0
 
     async def rejects(delivery: Delivery) -> Outcome:
@@ -76,16 +66,9 @@ async def test_a_rejected_sync_run_is_dead_lettered_at_once(broker: Broker) -> N
         attempts += 1
         return Outcome.REJECT
 
-    async def on_dead(delivery: Delivery) -> Outcome:
-        await dead.put(delivery)
-        return Outcome.DONE
-
-    consumer = await broker.consume_runs(rejects, prefetch=1)
-    dead_consumer = await broker.consume_dead_runs(on_dead, prefetch=1)
-    await broker.publish_sync_runs([sync_run(1)])
-    letter = await asyncio.wait_for(dead.get(), 10)
-    await consumer.stop(1)
-    await dead_consumer.stop(1)
+    letter = await first_dead_letter(
+        broker, rejects, lambda: broker.publish_sync_runs([sync_run(1)]), timeout=10
+    )
     assert attempts == 1
     assert letter.death == "rejected"
     assert execution_ids(letter) == ["s1"]
@@ -100,12 +83,7 @@ async def test_sync_runs_are_sent_transient_to_their_classic_queue(
     async with connection:
         channel = await connection.channel()
         queue = await channel.get_queue(topology.sync_runs_queue)
-        message = None
-        for _ in range(100):
-            message = await queue.get(fail=False, no_ack=True)
-            if message is not None:
-                break
-            await asyncio.sleep(0.02)
+        message = await get_message(queue, no_ack=True)
         assert message is not None, "the sync run is not on the sync queue"
         assert message.delivery_mode == aio_pika.DeliveryMode.NOT_PERSISTENT
         assert RunBatch.model_validate_json(message.body).runs[0].execution_id == "s1"
@@ -122,31 +100,17 @@ async def test_a_sync_run_held_by_a_crashed_consumer_is_moved_and_counted(
     connection = await aio_pika.connect(rabbitmq)
     channel = await connection.channel()
     queue = await channel.get_queue(topology.sync_runs_queue)
-    held = None
-    for _ in range(100):
-        held = await queue.get(fail=False, no_ack=False)
-        if held is not None:
-            break
-        await asyncio.sleep(0.02)
+    held = await get_message(queue, no_ack=False)
     assert held is not None and not held.redelivered
     await connection.close()
 
     attempts: list[int] = []
-    dead: asyncio.Queue[Delivery] = asyncio.Queue()
 
     async def always_fails(delivery: Delivery) -> Outcome:
         attempts.append(delivery.attempt)
         return Outcome.RETRY
 
-    async def on_dead(delivery: Delivery) -> Outcome:
-        await dead.put(delivery)
-        return Outcome.DONE
-
-    consumer = await rabbit_broker.consume_runs(always_fails, prefetch=1)
-    dead_consumer = await rabbit_broker.consume_dead_runs(on_dead, prefetch=1)
-    letter = await asyncio.wait_for(dead.get(), 40)
-    await consumer.stop(1)
-    await dead_consumer.stop(1)
+    letter = await first_dead_letter(rabbit_broker, always_fails, timeout=40)
     # Redelivered, it was not run from the sync queue again but moved: every delivery from
     # then on is counted by the quorum queue, and the broker dead-letters it at the limit.
     assert attempts == list(range(1, MAX_ATTEMPTS + 1))

@@ -151,11 +151,15 @@ class RabbitBroker(Broker):
             task.cancel()
 
     async def publish_runs(self, runs: Sequence[RunRequest], *, resent: bool = False) -> None:
-        if self._runs_exchange is None or self._channel is None or not self.is_connected:
+        if self._runs_exchange is None or not self.is_connected:
             raise BrokerUnavailable()
         properties = _properties(runs[0].execution_id, persistent=True, resent=resent)
         await self._confirmed(
-            self._runs_exchange.name, _run_batch(runs), properties, self._topology.runs_queue, runs
+            self._runs_exchange.name,
+            _run_batch(runs),
+            properties,
+            self._topology.runs_queue,
+            len(runs),
         )
 
     async def publish_sync_runs(self, runs: Sequence[RunRequest]) -> None:
@@ -191,10 +195,10 @@ class RabbitBroker(Broker):
         body: bytes,
         properties: Basic.Properties,
         routing_key: str,
-        runs: Sequence[RunRequest] | int,
+        count: int,
     ) -> None:
-        """Publish on the confirming channel and wait for the broker's confirm."""
-        count = runs if isinstance(runs, int) else len(runs)
+        """Publish on the confirming channel and wait for the broker's confirm (`count`: the
+        runs it carries, for the log)."""
         if self._channel is None:
             raise BrokerUnavailable()
         try:
@@ -224,7 +228,8 @@ class RabbitBroker(Broker):
         if self._channel is None or not self.is_connected:
             raise BrokerUnavailable()
         properties = Basic.Properties(
-            delivery_mode=PERSISTENT, headers={"x-hookflow-reason": reason[:500]}
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers={"x-hookflow-reason": reason[:500]},
         )
         await self._confirmed("", body, properties, self._topology.unreadable_queue, 0)
 
@@ -341,7 +346,7 @@ class RabbitBroker(Broker):
             await _publish(
                 self._reply_channel,
                 Replies(replies=list(replies)).model_dump_json().encode(),
-                _JSON,
+                _properties(None, persistent=False),
                 routing_key=reply_to,
                 within=self._publish_timeout,
             )
@@ -349,16 +354,15 @@ class RabbitBroker(Broker):
             raise BrokerUnavailable() from error
 
 
-PERSISTENT = 2
-_JSON = Basic.Properties(content_type="application/json", delivery_mode=1)
-
-
 def _properties(
     message_id: str | None, *, persistent: bool, resent: bool = False
 ) -> Basic.Properties:
+    """A JSON message's properties, new for each publish (aiormq writes a message id into
+    them when there is none)."""
+    mode = aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT
     return Basic.Properties(
         content_type="application/json",
-        delivery_mode=PERSISTENT if persistent else 1,
+        delivery_mode=mode,
         message_id=message_id,
         headers={RESENT_HEADER: True} if resent else None,
     )
