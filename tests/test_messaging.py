@@ -145,6 +145,23 @@ async def test_every_subscriber_gets_every_event(broker: Broker) -> None:
         await subscription.stop(0)
 
 
+async def test_closing_the_broker_is_not_a_lost_connection(broker: Broker) -> None:
+    """A service that stops closes its connection: its subscribers are not told the
+    connection was lost (the gateway would log a warning at every clean shutdown)."""
+    lost: list[bool] = []
+
+    async def on_lost() -> None:
+        lost.append(True)
+
+    async def ignore(event: object) -> None:
+        pass
+
+    await broker.subscribe_events(ignore, on_lost=on_lost)
+    await broker.close()
+    await asyncio.sleep(0.2)
+    assert lost == []
+
+
 async def test_stopping_a_consumer_finishes_what_it_holds(broker: Broker) -> None:
     finished: list[str] = []
     started = asyncio.Event()

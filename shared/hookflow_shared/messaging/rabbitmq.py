@@ -82,6 +82,7 @@ class RabbitBroker(Broker):
         self._runs_exchange: AbstractExchange | None = None
         self._events_exchange: AbstractExchange | None = None
         self._tasks: set[asyncio.Future[None]] = set()
+        self._closing = False
 
     @property
     def is_connected(self) -> bool:
@@ -144,6 +145,7 @@ class RabbitBroker(Broker):
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        self._closing = True
         if self._connection is not None:
             await self._connection.close()
         self._connection = self._channel = self._reply_channel = None
@@ -302,7 +304,12 @@ class RabbitBroker(Broker):
         # aio-pika waits for its callbacks before it goes on reconnecting: run ours apart.
         if on_lost is not None:
             lost = on_lost
-            connection.close_callbacks.add(lambda *_: self._spawn(lost()))
+
+            def on_close(*_: object) -> None:
+                if not self._closing:  # our own close() loses nothing
+                    self._spawn(lost())
+
+            connection.close_callbacks.add(on_close)
         if on_resync is not None:
             resync = on_resync
             connection.reconnect_callbacks.add(lambda *_: self._spawn(resync()))
