@@ -2,6 +2,7 @@
 
 import asyncio
 import signal
+import socket
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 
@@ -18,13 +19,17 @@ DRAIN_SECONDS = 0.5
 """How long a stopping service, no longer accepting connections, goes on reading the requests
 already sent on the connections it has, before it closes the idle ones."""
 
+BACKLOG = 128
+"""Connections the kernel holds for a listening socket until the service takes them (aiohttp's
+default)."""
+
 
 async def serve(
     apps: Sequence[tuple[web.Application, str, int]], *, ready: Callable[[], None] | None = None
 ) -> None:
     """Serve each (app, host, port) until SIGINT or SIGTERM, then shut them down in reverse."""
     runners: list[web.AppRunner] = []
-    sites: list[web.TCPSite] = []
+    sites: list[tuple[web.SockSite, socket.socket, web.AppRunner]] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -36,18 +41,21 @@ async def serve(
             # are closed by the clean-up below, and only the StartupError is left to tell.
             runners.append(runner)
             await runner.setup()
-            site = web.TCPSite(runner, host, port, reuse_address=True)
-            await site.start()
-            sites.append(site)
+            for listener in _listeners(host, port):
+                site = web.SockSite(runner, listener)
+                sites.append((site, listener, runner))
+                await site.start()
         if ready is not None:
             ready()
         await stop.wait()
         log.info("stopping")
-        # Stop accepting, then let the requests already sent on open connections be read and
-        # handled: aiohttp's clean-up closes every connection whose request it has not parsed
-        # yet, and a caller who sent its webhook just before the signal deserves an answer.
-        for site in sites:
+        # Take up the callers waiting in the backlog and stop accepting, then let the requests
+        # already sent on open connections be read and handled: aiohttp's clean-up closes every
+        # connection whose request it has not parsed yet, and a caller who sent its webhook
+        # just before the signal deserves an answer.
+        for site, listener, runner in sites:
             with suppress(Exception):
+                await _take_waiting(listener, runner)
                 await site.stop()
         await asyncio.sleep(DRAIN_SECONDS)
     finally:
@@ -56,6 +64,50 @@ async def serve(
                 await runner.cleanup()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+
+
+def _listeners(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for (host, port), one per address the host names, as the event loop
+    would make them (address reuse, IPv6 sockets for IPv6 only); ours, so that a stop can take
+    up the connections waiting in their backlog (_take_waiting)."""
+    made: list[socket.socket] = []
+    seen: set[tuple[object, ...]] = set()
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
+            if address in seen:
+                continue
+            seen.add(address)
+            listener = socket.socket(family, kind, proto)
+            made.append(listener)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            listener.bind(address)
+            listener.listen(BACKLOG)
+            listener.setblocking(False)
+    except OSError:
+        for listener in made:
+            listener.close()
+        raise
+    return made
+
+
+async def _take_waiting(listener: socket.socket, runner: web.AppRunner) -> None:
+    """Accept the connections waiting in the backlog and hand them to the runner's server, before
+    the listening socket closes (which would reset them). Whichever of this and the event loop
+    takes a connection first, it is served."""
+    loop = asyncio.get_running_loop()
+    server = runner.server
+    assert server is not None
+    while True:
+        try:
+            connection, _ = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        connection.setblocking(False)
+        await loop.connect_accepted_socket(server, connection)
 
 
 def announce(settings: CommonSettings, *services: tuple[str, int]) -> Callable[[], None]:

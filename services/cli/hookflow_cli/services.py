@@ -152,12 +152,16 @@ async def _mongo(host: str, port: int, data: Path | None) -> None:
         await stop.wait()
 
 
-def run_command(work: Coroutine[Any, Any, None]) -> None:
+def run_command(
+    work: Coroutine[Any, Any, None],
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> None:
     """hookflow_shared.command's, imported when a service starts: the admin commands do
-    without its logging stack, and start faster."""
+    without its logging stack, and start faster. `loop_factory`: the services' loop when None."""
+    from hookflow_shared.command import new_event_loop
     from hookflow_shared.command import run_command as run_until_stopped
 
-    run_until_stopped(work)
+    run_until_stopped(work, loop_factory=loop_factory or new_event_loop)
 
 
 def run() -> None:
@@ -198,7 +202,8 @@ def mongo(
     ] = None,
 ) -> None:
     """mongoeco's MongoDB-compatible server, for development and tests."""
-    run_command(_mongo(host, port, data))
+    # mongoeco's server closes with asyncio's Server.abort_clients, which uvloop's lacks.
+    run_command(_mongo(host, port, data), loop_factory=asyncio.new_event_loop)
 
 
 def add_to(app: typer.Typer) -> None:
