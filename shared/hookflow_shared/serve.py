@@ -1,6 +1,7 @@
 """Serving apps until a signal, and stopping without dropping the callers already sent."""
 
 import asyncio
+import gc
 import signal
 import socket
 from collections.abc import Callable, Sequence
@@ -18,6 +19,13 @@ log = structlog.get_logger("hookflow")
 DRAIN_SECONDS = 0.5
 """How long a stopping service, no longer accepting connections, goes on reading the requests
 already sent on the connections it has, before it closes the idle ones."""
+
+YOUNG_COLLECTION_AFTER = 10_000
+"""Net new container objects after which the collector looks at the youngest ones (Python's
+default: 2,000). The webhooks in flight at 200 connections kept crossing 2,000: a collection
+every 30 ms, 4 % of a gateway's CPU; past 10,000, about one in 10 s. Reference counting frees
+everything else at once; garbage in cycles still counts towards the threshold, so it is still
+collected."""
 
 BACKLOG = 128
 """Connections the kernel holds for a listening socket until the service takes them (aiohttp's
@@ -45,6 +53,7 @@ async def serve(
                 site = web.SockSite(runner, listener)
                 sites.append((site, listener, runner))
                 await site.start()
+        _settle_collector()
         if ready is not None:
             ready()
         await stop.wait()
@@ -64,6 +73,16 @@ async def serve(
                 await runner.cleanup()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+
+
+def _settle_collector() -> None:
+    """Once started: what start-up made (modules, apps, settings: some 80,000 objects that live
+    as long as the process) is set out of the collector's reach, so a full collection walks only
+    what was made since (it paused a gateway 40-60 ms under load, 3-5 ms after); and the
+    youngest generation waits for YOUNG_COLLECTION_AFTER new objects."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_AFTER, *gc.get_threshold()[1:])
 
 
 def _listeners(host: str, port: int) -> list[socket.socket]:
