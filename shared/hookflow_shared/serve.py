@@ -65,6 +65,7 @@ async def serve(
         for site, listener, runner in sites:
             with suppress(Exception):
                 await _take_waiting(listener, runner)
+            with suppress(Exception):
                 await site.stop()
         await asyncio.sleep(DRAIN_SECONDS)
     finally:
