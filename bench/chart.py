@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 
 HOOKFLOW_COLOUR = "#3b6fb6"
 PEER_COLOUR = "#999999"
@@ -55,6 +56,10 @@ def draw_latencies(ax: Axes, medians: dict[str, Any], names: list[str]) -> None:
         ax.bar_label(bars, labels=[f"{v:.1f}" for v in values], fontsize=7)
     ax.set_xticks(list(positions), names, rotation=45)
     ax.set_yscale("log")
+    # Plain numbers at 1, 2, 5 of each decade (matplotlib writes 6x10^1 on short ranges).
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_title("latency (ms, log scale)")
     ax.legend()
 
