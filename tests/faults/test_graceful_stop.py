@@ -121,7 +121,8 @@ async def test_requests_waiting_for_a_stopping_gateway_are_answered(
     answered = {"HTTP/1.1 200 OK", "HTTP/1.1 503 Service Unavailable"}
     outcomes: Counter[str] = Counter()
     # Which of the stop and the waiting connections the resumed gateway takes up first is a
-    # race (about 9 times in 10 the stop): a few attempts, each on a fresh gateway.
+    # race, and the loops differ in it: a few attempts, each on a fresh gateway, so
+    # that both orders are met; the stop takes up the backlog before it closes the socket.
     for attempt in range(1, 7):
         if attempt > 1:
             await gateway.restart()
