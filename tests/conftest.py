@@ -39,13 +39,13 @@ DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 def pytest_configure(config: pytest.Config) -> None:
     fuzzing.configure(config)
+    if fuzzing.FUZZ:  # 100,000 examples each: only warnings and errors of the services
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
-    """Every test runs on the services' own event loop (eager tasks)."""
+    """Every test runs on the services' own event loop (uvloop, eager tasks)."""
     return {"eager": new_event_loop}
-    if fuzzing.FUZZ:  # 100,000 examples each: only warnings and errors of the services
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
