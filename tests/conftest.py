@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import aio_pika
 import pytest
 import structlog
 from aiohttp import web
@@ -32,7 +31,7 @@ from hookflow_shared.messaging.memory import MemoryBroker
 from hookflow_shared.storage import Storage, open_storage
 from hookflow_shared.storage.sqlite import SqliteStorage
 from tests import fuzzing
-from tests.support import FOREVER, System, running_system, settings_for
+from tests.support import FOREVER, System, delete_topology, running_system, settings_for
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -149,22 +148,7 @@ def rabbitmq(rabbitmq_url: str, namespace: str) -> Iterator[str]:
     """The broker URL; the test's queues and exchanges are deleted afterwards."""
     yield rabbitmq_url
     with concurrent.futures.ThreadPoolExecutor(1) as thread:
-        thread.submit(asyncio.run, _delete_topology(rabbitmq_url, Topology(namespace))).result()
-
-
-async def _delete_topology(url: str, topology: Topology) -> None:
-    """Delete what the adapter declares, from the same list (shared.messaging.topology)."""
-    connection = await aio_pika.connect(url)
-    async with connection:
-        for queue in topology.queues():
-            channel = await connection.channel()
-            with contextlib.suppress(Exception):  # never declared, or already gone
-                await channel.queue_delete(queue.name)
-        exchanges = [spec.name for spec in topology.exchanges()]
-        for exchange in [*exchanges, topology.installation_exchange]:
-            channel = await connection.channel()
-            with contextlib.suppress(Exception):
-                await channel.exchange_delete(exchange)
+        thread.submit(asyncio.run, delete_topology(rabbitmq_url, namespace)).result()
 
 
 @contextlib.asynccontextmanager

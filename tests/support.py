@@ -1,6 +1,7 @@
 """Test helpers: documents, and the services started over real sockets."""
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import aiohttp
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from aiohttp import web
@@ -22,7 +24,7 @@ from hookflow_executor.app import create_app as executor_app
 from hookflow_gateway.app import create_app as gateway_app
 from hookflow_shared.crypto import new_key
 from hookflow_shared.ids import first_id_at, new_id, trigger_key
-from hookflow_shared.messaging import Broker, Delivery, DeliveryHandler, Outcome
+from hookflow_shared.messaging import Broker, Delivery, DeliveryHandler, Outcome, Topology
 from hookflow_shared.models import (
     ExecutionRecord,
     ExecutionStatus,
@@ -150,6 +152,25 @@ async def get_message(queue: AbstractQueue, *, no_ack: bool) -> AbstractIncoming
             return message
         await asyncio.sleep(0.02)
     return None
+
+
+async def delete_topology(broker_url: str, namespace: str) -> None:
+    """Delete every queue and exchange the services declare in `namespace`, from their own list
+    (shared.messaging.topology), the installation marker included; what was never declared, or
+    a broker that is down, is left as it is."""
+    topology = Topology(namespace)
+    with contextlib.suppress(Exception):
+        connection = await aio_pika.connect(broker_url, timeout=5)
+        async with connection:
+            for queue in topology.queues():
+                channel = await connection.channel()
+                with contextlib.suppress(Exception):
+                    await channel.queue_delete(queue.name)
+            exchanges = [spec.name for spec in topology.exchanges()]
+            for exchange in [*exchanges, topology.installation_exchange]:
+                channel = await connection.channel()
+                with contextlib.suppress(Exception):
+                    await channel.exchange_delete(exchange)
 
 
 async def wait_for[T](probe: Callable[[], Awaitable[T | None]], timeout: float = 5.0) -> T:

@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from tests.faults.processes import Installation, Mongo, Sqlite, delete_topology
+from tests.faults.processes import Installation, Mongo, Sqlite
 from tests.faults.proxy import FaultProxy, Mode
 from tests.faults.rabbitnode import RabbitNode, unavailable
 from tests.faults.witness import Witness
+from tests.support import delete_topology
 
 FAILED = pytest.StashKey[bool]()
 

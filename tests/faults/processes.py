@@ -18,12 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import aio_pika
 import aiohttp
 import orjson
 
 from hookflow_shared.crypto import new_key
-from hookflow_shared.messaging import Topology
 from tests.faults.rabbitnode import free_port
 
 Kind = Literal["config-api", "gateway", "executor"]
@@ -369,20 +367,3 @@ class Installation:
 
     def logs_report(self, lines: int = 60) -> str:
         return "\n".join(service.tail(lines) for service in self.services)
-
-
-async def delete_topology(broker_url: str, namespace: str) -> None:
-    """Delete a namespace's queues and exchanges (a broker that is down is left as it is)."""
-    topology = Topology(namespace)
-    with contextlib.suppress(Exception):
-        connection = await aio_pika.connect(broker_url, timeout=5)
-        async with connection:
-            for queue in (topology.runs_queue, topology.sync_runs_queue, topology.dead_queue):
-                channel = await connection.channel()
-                with contextlib.suppress(Exception):
-                    await channel.queue_delete(queue)
-            exchanges = (topology.runs_exchange, topology.dead_exchange, topology.events_exchange)
-            for exchange in exchanges:
-                channel = await connection.channel()
-                with contextlib.suppress(Exception):
-                    await channel.exchange_delete(exchange)
