@@ -3,6 +3,7 @@ on one machine. Calls run on one dedicated thread that owns the connection."""
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -148,7 +149,10 @@ class SqliteStorage(Storage):
     async def open(self) -> None:
         def connect() -> sqlite3.Connection:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False, factory=_Connection
+            )
+            db.lock_timeout = self._timeout
             db.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
@@ -614,18 +618,60 @@ def _fill_filter_columns(db: sqlite3.Connection) -> None:
         last = rows[-1][0]
 
 
+class _Connection(sqlite3.Connection):
+    """The adapter's connection: it knows how long a writer waits for the file's write lock
+    (the adapter's `timeout`, also SQLite's busy timeout for every other statement)."""
+
+    lock_timeout: float = 10.0
+
+
+# A writer waiting for the write lock tries again after 0.2 ms, then twice as long each time,
+# never more than 2 ms.
+_RETRY_FIRST = 0.0002
+_RETRY_AT_MOST = 0.002
+
+
 class _transaction:
     """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): a writer takes the lock up front, so two
-    processes never deadlock upgrading read locks."""
+    processes never deadlock upgrading read locks.
+
+    The write lock is waited for here, trying again every 0.2 to 2 ms, rather than by SQLite's
+    busy handler, which sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, then 100 ms between
+    tries: while another process writes in quick turns (an executor recording runs while a
+    gateway claims idempotency keys), each of its longer sleeps mostly wakes to a lock taken
+    again, and a claim waited tens of milliseconds (bench idem-50: p99 37-76 ms with SQLite's
+    handler, 15-19 ms with this, and 13-30 % more webhooks a second)."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        db = self._db
+        assert isinstance(db, _Connection)
+        db.execute("PRAGMA busy_timeout = 0")
+        try:
+            _lock_for_writing(db, db.lock_timeout)
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {int(db.lock_timeout * 1000)}")
 
     def __exit__(self, kind: object, *_: object) -> None:
         self._db.execute("ROLLBACK" if kind else "COMMIT")
+
+
+def _lock_for_writing(db: sqlite3.Connection, timeout: float) -> None:
+    """BEGIN IMMEDIATE, tried until it gets the lock or `timeout` seconds have passed (then
+    SQLite's "database is locked" error is raised)."""
+    deadline = time.monotonic() + timeout
+    delay = _RETRY_FIRST
+    while True:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, _RETRY_AT_MOST)
 
 
 def _page[T](rows: list[tuple[str, str]], limit: int, parse: Callable[[str], T]) -> Page[T]:
