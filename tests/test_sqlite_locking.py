@@ -26,7 +26,8 @@ async def storage(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
 
 @contextmanager
 def writing_elsewhere(path: Path, seconds: float) -> Iterator[list[float]]:
-    """Another connection holds the write lock for `seconds`; gives [when it let go]."""
+    """Another connection holds the write lock for `seconds`; gives [the time just before it
+    let go]: a write that waited for it ends after that."""
     ready = threading.Event()
     released: list[float] = []
 
@@ -36,8 +37,8 @@ def writing_elsewhere(path: Path, seconds: float) -> Iterator[list[float]]:
         db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('elsewhere', 'x')")
         ready.set()
         time.sleep(seconds)
-        db.execute("COMMIT")
         released.append(time.monotonic())
+        db.execute("COMMIT")
         db.close()
 
     thread = threading.Thread(target=hold)

@@ -94,6 +94,7 @@ class RabbitBroker(Broker):
         )
 
     async def connect(self) -> None:
+        self._closing = False
         self._connection = await aio_pika.connect_robust(
             self._url,
             client_properties={

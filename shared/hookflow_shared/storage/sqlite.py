@@ -622,7 +622,7 @@ class _Connection(sqlite3.Connection):
     """The adapter's connection: it knows how long a writer waits for the file's write lock
     (the adapter's `timeout`, also SQLite's busy timeout for every other statement)."""
 
-    lock_timeout: float = 10.0
+    lock_timeout: float
 
 
 # A writer waiting for the write lock tries again after 0.2 ms, then twice as long each time,
