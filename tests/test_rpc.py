@@ -30,17 +30,38 @@ async def caller(bus: MemoryBroker) -> Caller:
 
 
 async def test_a_reply_resolves_its_own_call_only(caller: Caller, bus: MemoryBroker) -> None:
-    first, second = caller.expect("a"), caller.expect("b")
+    first, second = caller.expect("a", 10), caller.expect("b", 10)
     await Replier(bus).reply(caller.address, reply("b"))
     assert (await asyncio.wait_for(second, 1)).execution_id == "b"
     assert not first.done()
     assert caller.pending("a") is first
 
 
+async def test_the_replies_of_one_message_resolve_each_call(
+    caller: Caller, bus: MemoryBroker
+) -> None:
+    futures = [caller.expect(name, 10) for name in "abc"]
+    await Replier(bus).reply(caller.address, reply("a"), reply("b"), reply("c"))
+    answers = [await asyncio.wait_for(future, 1) for future in futures]
+    assert [answer.execution_id for answer in answers] == ["a", "b", "c"]
+
+
+async def test_a_call_not_answered_in_time_fails_with_a_timeout(caller: Caller) -> None:
+    started = asyncio.get_running_loop().time()
+    late = caller.expect("late", 0.05)
+    with pytest.raises(TimeoutError):
+        await late
+    assert 0.04 < asyncio.get_running_loop().time() - started < 1.0
+    forgotten = caller.expect("forgotten", 0.05)
+    caller.forget("forgotten")
+    await asyncio.sleep(0.1)
+    assert not forgotten.done(), "a call forgotten has no timer left"
+
+
 async def test_replies_for_calls_gone_and_other_kinds_are_dropped(
     caller: Caller, bus: MemoryBroker
 ) -> None:
-    future = caller.expect("a")
+    future = caller.expect("a", 10)
     caller.forget("a")
     confirmation = ConfigApplied(change_id="c", gateway_id="g")
     await bus.publish_replies(caller.address, [reply("a"), confirmation])
@@ -48,7 +69,7 @@ async def test_replies_for_calls_gone_and_other_kinds_are_dropped(
 
 
 async def test_a_lost_reply_path_fails_every_pending_call(caller: Caller) -> None:
-    futures = [caller.expect(str(n)) for n in range(3)]
+    futures = [caller.expect(str(n), 10) for n in range(3)]
     caller.fail_all("the connection to the broker was lost")
     for future in futures:
         with pytest.raises(ReplyLost, match="connection"):
@@ -56,7 +77,7 @@ async def test_a_lost_reply_path_fails_every_pending_call(caller: Caller) -> Non
 
 
 async def test_drain_lets_pending_calls_finish_then_fails_the_rest(caller: Caller) -> None:
-    quick, slow = caller.expect("quick"), caller.expect("slow")
+    quick, slow = caller.expect("quick", 10), caller.expect("slow", 10)
 
     async def answer_quick() -> None:
         await asyncio.sleep(0.02)

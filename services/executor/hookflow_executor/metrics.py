@@ -4,7 +4,8 @@ take, what is running, what came back (redeliveries), what was given up, and the
 Labels stay bounded: a workflow id, a status (succeeded, failed) and a node type (the node
 types this executor knows)."""
 
-from collections.abc import Callable
+from collections import Counter as TallyCounter
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -73,9 +74,14 @@ class ExecutorMetrics:
     def watch_storage(self, answering: Callable[[], bool]) -> None:
         self._storage_up.set_function(lambda: 1.0 if answering() else 0.0)
 
-    def recorded(self, record: ExecutionRecord) -> None:
-        """An execution recorded: its count, its duration, its nodes' durations."""
-        self._executions(record.workflow_id, record.status).inc()
-        self._duration.observe((record.finished_at - record.started_at).total_seconds())
-        for node in record.nodes:
-            self._nodes(node.type).observe((node.finished_at - node.started_at).total_seconds())
+    def recorded(self, records: Iterable[ExecutionRecord]) -> None:
+        """Executions recorded: their counts (one increment per workflow and status), their
+        durations, their nodes' durations."""
+        counts: TallyCounter[tuple[str, str]] = TallyCounter()
+        for record in records:
+            counts[record.workflow_id, record.status] += 1
+            self._duration.observe((record.finished_at - record.started_at).total_seconds())
+            for node in record.nodes:
+                self._nodes(node.type).observe((node.finished_at - node.started_at).total_seconds())
+        for (workflow, status), count in counts.items():
+            self._executions(workflow, status).inc(count)

@@ -52,15 +52,20 @@ class Recorder:
         self._storage = storage
         self._health = health
         self._write_seconds = metrics.record_writes
-        # Runs finishing together are recorded in one write (one transaction, one bulk write).
-        self._batcher: Batcher[ExecutionRecord, None] = Batcher(
-            self._write, max_batch=512, max_in_flight=2
+        # The records of runs finishing together (one message's, and those of the messages
+        # finishing meanwhile) go in one write: one transaction, one bulk write. An item is one
+        # message's records, with one future for them all.
+        self._batcher: Batcher[Sequence[ExecutionRecord], None] = Batcher(
+            self._write_groups, max_batch=64, max_in_flight=2
         )
 
-    async def save(self, record: ExecutionRecord) -> None:
-        """Returns once the record is stored (or, if the store refuses it, a failed record in
-        its place that says why)."""
-        await self._batcher.submit(record)
+    async def save(self, records: Sequence[ExecutionRecord]) -> None:
+        """Returns once the records are stored (or, for a record the store refuses, a failed
+        record in its place that says why)."""
+        await self._batcher.submit(records)
+
+    async def _write_groups(self, groups: list[Sequence[ExecutionRecord]]) -> None:
+        await self._write([record for group in groups for record in group])
 
     async def _write(self, records: list[ExecutionRecord]) -> None:
         try:

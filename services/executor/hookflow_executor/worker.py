@@ -263,59 +263,91 @@ class RunWorker:
         return [run for run in runs if run.execution_id not in skipped]
 
     async def _complete_all(self, runs: list[RunRequest]) -> list[BaseException | None]:
-        """Run and record each run, together; what each one failed with, if it did."""
-        if len(runs) == 1:  # most messages at low load: no task to make
-            try:
-                await self._complete(runs[0])
-            except Exception as error:
-                return [error]
-            return [None]
-        return await asyncio.gather(*(self._complete(run) for run in runs), return_exceptions=True)
-
-    # --- one run ---
-
-    async def _complete(self, run: RunRequest) -> None:
-        self.metrics.in_flight.inc()
+        """Run the runs together, then record them in one write (with the records of other
+        messages finishing meanwhile) while the sync callers get their answers; what each run
+        failed with, if it did. The work per run is the run itself: no task, future or write of
+        its own (a message carries tens of runs under load)."""
+        self.metrics.in_flight.inc(len(runs))
         try:
-            record = await self._run(run)
-            if run.reply_to is None:
-                await self._recorder.save(record)
-            else:
-                # The caller's answer does not wait for the record; the delivery is
-                # acknowledged once both are done.
-                saving = asyncio.ensure_future(self._recorder.save(record))
+            if len(runs) == 1:  # most messages at low load: no task to make
+                results: list[ExecutionRecord | BaseException] = []
                 try:
-                    await self._reply(run, record)
-                finally:
-                    await saving
+                    results.append(await self._run(runs[0]))
+                except Exception as error:
+                    results.append(error)
+            else:
+                results = await asyncio.gather(
+                    *(self._run(run) for run in runs), return_exceptions=True
+                )
+            done = [
+                (run, result)
+                for run, result in zip(runs, results, strict=True)
+                if isinstance(result, ExecutionRecord)
+            ]
+            if done:
+                try:
+                    await self._finish(done)
+                except Exception as error:
+                    return [
+                        error if isinstance(result, ExecutionRecord) else result
+                        for result in results
+                    ]
         finally:
-            self.metrics.in_flight.dec()
-        self.metrics.recorded(record)
-        self.executed += 1
-        log.info(
-            "execution finished",
-            status=record.status,
-            version=record.version,
-            ms=round((record.finished_at - record.received_at).total_seconds() * 1000, 1),
-        )
+            self.metrics.in_flight.dec(len(runs))
+        return [None if isinstance(result, ExecutionRecord) else result for result in results]
 
-    async def _give_up(self, failures: list[tuple[RunRequest, str]]) -> None:
-        for run, reason in failures:
-            structlog.contextvars.bind_contextvars(
+    async def _finish(self, done: list[tuple[RunRequest, ExecutionRecord]]) -> None:
+        """Record the executions; a sync caller's answer does not wait for the record (the
+        delivery is acknowledged once both are done)."""
+        records = [record for _, record in done]
+        callers = _replies_by_caller(done)
+        if not callers:
+            await self._recorder.save(records)
+        else:
+            saving = asyncio.ensure_future(self._recorder.save(records))
+            try:
+                await self._reply(callers)
+            finally:
+                await saving
+        self.metrics.recorded(records)
+        for run, record in done:
+            log.info(
+                "execution finished",
                 execution_id=run.execution_id,
                 workflow_id=run.workflow_id,
                 request_id=run.request_id,
+                status=record.status,
+                version=record.version,
+                ms=round((record.finished_at - record.received_at).total_seconds() * 1000, 1),
             )
-            log.error("run recorded as failed", reason=reason)
-            record = execution_record(run, now(), "failed", error=reason)
-            await self._recorder.save(record)
-            self.metrics.recorded(record)
-            await self._reply(run, record)
+        self.executed += len(done)
 
-    async def _reply(self, run: RunRequest, record: ExecutionRecord) -> None:
-        if run.reply_to is not None and self._replier is not None:
-            reply = RunReply(execution_id=record.id, status=record.status, response=record.response)
-            await self._replier.reply(run.reply_to, reply)
+    async def _give_up(self, failures: list[tuple[RunRequest, str]]) -> None:
+        for run, reason in failures:
+            log.error(
+                "run recorded as failed",
+                execution_id=run.execution_id,
+                workflow_id=run.workflow_id,
+                request_id=run.request_id,
+                reason=reason,
+            )
+        done = [
+            (run, execution_record(run, now(), "failed", error=reason)) for run, reason in failures
+        ]
+        await self._recorder.save([record for _, record in done])
+        self.metrics.recorded(record for _, record in done)
+        await self._reply(_replies_by_caller(done))
+
+    async def _reply(self, callers: dict[str, list[RunReply]]) -> None:
+        if self._replier is None:
+            return
+        if len(callers) == 1:
+            [(reply_to, replies)] = callers.items()
+            await self._replier.reply(reply_to, *replies)
+        else:
+            await asyncio.gather(
+                *(self._replier.reply(reply_to, *replies) for reply_to, replies in callers.items())
+            )
 
     async def _plan(self, run: RunRequest) -> Plan | Broken | None:
         cache_key = (run.workflow_id, run.version)
@@ -356,6 +388,16 @@ class RunWorker:
             log.error("workflow version cannot run", reason=plan.reason)
             return execution_record(run, started, "failed", error=plan.reason)
         return await execute(plan, run, started, http=self._http)
+
+
+def _replies_by_caller(done: list[tuple[RunRequest, ExecutionRecord]]) -> dict[str, list[RunReply]]:
+    """The sync runs' answers, by the queue of the gateway waiting for them."""
+    callers: dict[str, list[RunReply]] = {}
+    for run, record in done:
+        if run.reply_to is not None:
+            reply = RunReply(execution_id=record.id, status=record.status, response=record.response)
+            callers.setdefault(run.reply_to, []).append(reply)
+    return callers
 
 
 def _describe(error: BaseException) -> str:

@@ -250,11 +250,14 @@ class WebhookHandler:
         self.captures.offer(
             trigger, request.method, request.headers, request.query_string, run.context.query, body
         )
-        structlog.contextvars.bind_contextvars(
-            execution_id=run.execution_id, workflow_id=run.workflow_id, request_id=run.request_id
-        )
         claim = None
         if trigger.idempotency is not None:
+            # The claims may log (a repeat, a claim not marked): name the webhook in them.
+            structlog.contextvars.bind_contextvars(
+                execution_id=run.execution_id,
+                workflow_id=run.workflow_id,
+                request_id=run.request_id,
+            )
             event = event_id(trigger.idempotency, request.headers, run.context.query, body)
             if event is not None:
                 run.idempotency_key = event
@@ -357,6 +360,9 @@ class WebhookHandler:
                 return await asyncio.wait_for(asyncio.shield(waiting), trigger.sync_timeout)
             except (TimeoutError, ReplyLost):
                 pass
+            except asyncio.CancelledError:
+                if not waiting.cancelled():
+                    raise  # this task is cancelled, not the first copy's wait
         delay = 0.05
         while loop.time() < deadline:
             record = await self._storage.get_execution(execution_id)
@@ -399,10 +405,12 @@ class WebhookHandler:
     async def _call(self, trigger: Trigger, run: RunRequest, claim: Claim | None) -> web.Response:
         """Sync mode: queue the run with a reply address and wait for the executor's answer."""
         run.reply_to = self._calls.address
-        future = self._calls.expect(run.execution_id)
+        future = self._calls.expect(run.execution_id, trigger.sync_timeout)
         try:
             await self._submit(trigger, run, claim)
-            reply = await asyncio.wait_for(asyncio.shield(future), trigger.sync_timeout)
+            # Not cancelled while waiting (aiohttp does not cancel handlers), so a repeat of
+            # the same event may share the future (_first_answer).
+            reply = await future
         except TimeoutError:
             raise SyncTimeout(
                 f"the workflow did not finish within {trigger.sync_timeout:g} s; it goes on and "

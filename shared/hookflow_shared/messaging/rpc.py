@@ -33,6 +33,7 @@ class Caller:
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
         self._waiting: dict[str, asyncio.Future[RunReply]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._drained = asyncio.Event()
         self._drained.set()
         self.address = ""
@@ -46,10 +47,14 @@ class Caller:
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def expect(self, execution_id: str) -> asyncio.Future[RunReply]:
-        """Register before publishing: a fast executor may answer before the publish returns."""
-        future: asyncio.Future[RunReply] = asyncio.get_running_loop().create_future()
+    def expect(self, execution_id: str, timeout: float) -> asyncio.Future[RunReply]:
+        """Register before publishing: a fast executor may answer before the publish returns.
+        The future fails with TimeoutError after `timeout` seconds (one timer, where
+        wait_for(shield(...)) took a task's worth of wrapping per call)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[RunReply] = loop.create_future()
         self._waiting[execution_id] = future
+        self._timers[execution_id] = loop.call_later(timeout, _expire, future)
         self._drained.clear()
         return future
 
@@ -59,6 +64,9 @@ class Caller:
 
     def forget(self, execution_id: str) -> None:
         self._waiting.pop(execution_id, None)
+        timer = self._timers.pop(execution_id, None)
+        if timer is not None:
+            timer.cancel()
         if not self._waiting:
             self._drained.set()
 
@@ -86,30 +94,41 @@ class Caller:
         self.fail_all("the gateway is shutting down")
 
 
+def _expire(future: asyncio.Future[RunReply]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
 class Replier:
     MAX_CALLERS = 1024
     """Callers (gateways) remembered at once; gateways come and go, the oldest is forgotten."""
 
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
-        self._batchers: OrderedDict[str, Batcher[RunReply, None]] = OrderedDict()
+        # An item is the replies of one message's runs for one caller: one future for them all.
+        self._batchers: OrderedDict[str, Batcher[list[RunReply], None]] = OrderedDict()
 
-    async def reply(self, reply_to: str, reply: RunReply) -> None:
-        """Send the reply; a broker that cannot take it is logged (the caller gets a 504)."""
+    async def reply(self, reply_to: str, *replies: RunReply) -> None:
+        """Send the replies (in one message with those of other runs ready together); a broker
+        that cannot take them is logged (their callers get a 504)."""
         try:
-            await self._batcher(reply_to).submit(reply)
+            await self._batcher(reply_to).submit(list(replies))
         except BrokerUnavailable:
             log.warning(
-                "sync reply not sent; the caller gets a 504", execution_id=reply.execution_id
+                "sync replies not sent; their callers get a 504",
+                execution_ids=[reply.execution_id for reply in replies],
             )
 
-    def _batcher(self, reply_to: str) -> Batcher[RunReply, None]:
+    def _batcher(self, reply_to: str) -> Batcher[list[RunReply], None]:
         batcher = self._batchers.get(reply_to)
         if batcher is None:
-            batcher = Batcher(partial(self._broker.publish_replies, reply_to), max_batch=256)
+            batcher = Batcher(partial(self._publish, reply_to), max_batch=16)
             if len(self._batchers) >= self.MAX_CALLERS:
                 self._batchers.popitem(last=False)
             self._batchers[reply_to] = batcher
         else:
             self._batchers.move_to_end(reply_to)
         return batcher
+
+    async def _publish(self, reply_to: str, groups: list[list[RunReply]]) -> None:
+        await self._broker.publish_replies(reply_to, [reply for group in groups for reply in group])
