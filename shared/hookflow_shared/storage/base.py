@@ -71,6 +71,10 @@ class Storage(ABC):
     installation's id. Raises StorageUnavailable when the store does not answer (in time),
     so callers can tell a store in trouble from a bad request."""
 
+    writers = 2
+    """Writes the store carries out at once: how many batches of records an executor keeps in
+    flight (more would only queue behind them, where they could have joined the next one)."""
+
     @abstractmethod
     async def open(self) -> None:
         """Connect and create what is missing (tables, collections, indexes)."""

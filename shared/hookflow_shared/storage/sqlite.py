@@ -123,6 +123,8 @@ _STATUS_IS: dict[str, str] = {"succeeded": "status = 'succeeded'", "failed": "st
 
 
 class SqliteStorage(Storage):
+    writers = 1  # one connection, in one thread
+
     def __init__(self, path: Path, *, timeout: float = 10.0) -> None:
         self._path = path
         self._timeout = timeout
