@@ -108,10 +108,11 @@ async def execute(
 ) -> ExecutionRecord:
     """Run one webhook through the plan and give back its execution record."""
     started = started or now()
-    context = run.context.model_dump()
+    context = run.context
     state = RunState(
         {
-            "$context": context,
+            # The context's own values, not a copy: nodes read them, none changes them.
+            "$context": {"headers": context.headers, "query": context.query, "body": context.body},
             "$jobsMapByNodeKey": {},
             "$system": {"now": started.isoformat(), "executionId": run.execution_id},
         },
