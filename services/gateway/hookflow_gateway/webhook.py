@@ -111,6 +111,11 @@ class BrokerRefused(RetryLater):
 
     outcome = "broker_unavailable"
 
+    def __init__(self, message: str, execution_id: str) -> None:
+        super().__init__(message)
+        self.execution_id = execution_id
+        """The run's id, for the log: a run the broker may have can still be found."""
+
 
 class SyncTimeout(Refusal):
     """504: the caller stops waiting; the execution still finishes and is recorded."""
@@ -205,8 +210,12 @@ class WebhookHandler:
         key = request.match_info.get("key", "")
         # The broker's trouble is the operator's to see; the callers' mistakes may be turned down.
         emit = refused_log.warning if outcome == "broker_unavailable" else self._log_refused
+        named: dict[str, str] = {}
+        if isinstance(error, BrokerRefused):
+            named["execution_id"] = error.execution_id
         emit(
             "webhook refused",
+            **named,
             reason=outcome,
             status=status_of(error)[0],
             workflow_id=workflow or None,
@@ -385,7 +394,8 @@ class WebhookHandler:
                 if claim is not None:
                     await self._claims.release(claim)
                 raise BrokerRefused(
-                    "the run could not be queued; nothing was accepted, retry later"
+                    "the run could not be queued; nothing was accepted, retry later",
+                    run.execution_id,
                 ) from error
             # The broker may have the run: its claim stays, so a retry with the same event id
             # runs it once (the executor runs only the claim's holder).
@@ -395,7 +405,8 @@ class WebhookHandler:
                     " with the same event id: it runs once"
                     if claim is not None
                     else "; to be sure it runs once, give the trigger an idempotency key"
-                )
+                ),
+                run.execution_id,
             ) from error
         if claim is not None and run.reply_to is None:
             # A sync run was sent unconfirmed and may yet be lost: its claim stays `claimed`
