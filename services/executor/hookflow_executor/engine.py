@@ -93,6 +93,7 @@ def _compile(nodes: list[Node], engine: Engine) -> tuple[PlannedNode, ...]:
 
 @dataclass(slots=True)
 class _Run:
+    request: RunRequest
     state: RunState
     results: list[NodeResult]
     response: ResponseRecord | None = None
@@ -118,7 +119,7 @@ async def execute(
         },
         http=http,
     )
-    current = _Run(state, [])
+    current = _Run(run, state, [])
     status = await _run_nodes(plan.nodes, current) or "succeeded"
     return execution_record(
         run, started, status, nodes=current.results, response=current.response, error=current.error
@@ -162,7 +163,14 @@ async def _run_nodes(nodes: tuple[PlannedNode, ...], run: _Run) -> ExecutionStat
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
             run.error = f"node {node.key} failed: {message}"
-            log.warning("node failed", node=node.key, error=message)
+            log.warning(
+                "node failed",
+                execution_id=run.request.execution_id,
+                workflow_id=run.request.workflow_id,
+                request_id=run.request.request_id,
+                node=node.key,
+                error=message,
+            )
             step = Step(error=message, end="failed")
         else:
             run.state.jobs[node.key] = step.result
