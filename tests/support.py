@@ -4,10 +4,12 @@ import asyncio
 import contextlib
 import os
 import socket
+import sqlite3
 import subprocess
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -171,6 +173,38 @@ async def delete_topology(broker_url: str, namespace: str) -> None:
                 channel = await connection.channel()
                 with contextlib.suppress(Exception):
                     await channel.exchange_delete(exchange)
+
+
+@contextmanager
+def sqlite_write_lock(path: Path) -> Iterator[Callable[[], float]]:
+    """Another connection holds the SQLite file's write lock, as another process writing would,
+    until the block ends or the `release` it gives is called; `release` returns the moment just
+    before the lock was let go (a write that waited for it ends after that)."""
+    ready, go = threading.Event(), threading.Event()
+    let_go: list[float] = []
+
+    def hold() -> None:
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        ready.set()
+        go.wait(60)
+        db.execute("ROLLBACK")
+        db.close()
+
+    def release() -> float:
+        if not let_go:
+            let_go.append(time.monotonic())
+            go.set()
+        return let_go[0]
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield release
+    finally:
+        release()
+        thread.join(10)
 
 
 async def wait_for[T](probe: Callable[[], Awaitable[T | None]], timeout: float = 5.0) -> T:

@@ -3,17 +3,16 @@
 finds another process writing goes through once it is done, one that finds it held past the
 adapter's timeout fails as before, and reads keep SQLite's busy timeout."""
 
-import sqlite3
-import threading
+import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from hookflow_shared.errors import StorageUnavailable
 from hookflow_shared.storage.sqlite import SqliteStorage
+from tests.support import sqlite_write_lock
 
 
 @pytest.fixture
@@ -24,32 +23,6 @@ async def storage(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
     await store.close()
 
 
-@contextmanager
-def writing_elsewhere(path: Path, seconds: float) -> Iterator[list[float]]:
-    """Another connection holds the write lock for `seconds`; gives [the time just before it
-    let go]: a write that waited for it ends after that."""
-    ready = threading.Event()
-    released: list[float] = []
-
-    def hold() -> None:
-        db = sqlite3.connect(path, isolation_level=None)
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('elsewhere', 'x')")
-        ready.set()
-        time.sleep(seconds)
-        released.append(time.monotonic())
-        db.execute("COMMIT")
-        db.close()
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    ready.wait(10)
-    try:
-        yield released
-    finally:
-        thread.join(10)
-
-
 async def busy_timeout(storage: SqliteStorage) -> int:
     row = await storage._call(lambda db: db.execute("PRAGMA busy_timeout").fetchone())
     return int(row[0])
@@ -58,10 +31,12 @@ async def busy_timeout(storage: SqliteStorage) -> int:
 async def test_a_write_waits_for_another_writer_and_goes_through(
     storage: SqliteStorage, tmp_path: Path
 ) -> None:
-    with writing_elsewhere(tmp_path / "hookflow.sqlite3", 0.3) as released:
+    with sqlite_write_lock(tmp_path / "hookflow.sqlite3") as release:
+        asyncio.get_running_loop().call_later(0.3, release)
         installation = await storage.installation_id()
         done = time.monotonic()
-    assert released and done >= released[0], "written while the other writer held the lock?"
+        released = release()
+    assert done >= released, "written while the other writer held the lock?"
     assert await storage.installation_id() == installation
     # The wait did not change how long every other statement waits for a lock.
     assert await busy_timeout(storage) == 1000
@@ -70,7 +45,7 @@ async def test_a_write_waits_for_another_writer_and_goes_through(
 async def test_a_write_gives_up_once_the_timeout_has_passed(
     storage: SqliteStorage, tmp_path: Path
 ) -> None:
-    with writing_elsewhere(tmp_path / "hookflow.sqlite3", 1.6):
+    with sqlite_write_lock(tmp_path / "hookflow.sqlite3"):
         started = time.monotonic()
         with pytest.raises(StorageUnavailable, match="locked"):
             await storage.installation_id()

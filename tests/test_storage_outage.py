@@ -3,10 +3,7 @@ of the triggers; the executor records nothing it cannot, acknowledges nothing it
 recorded, says so on /healthz, and catches up when the store answers again."""
 
 import asyncio
-import sqlite3
-import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +15,7 @@ from tests.support import (
     payment_workflow,
     running_system,
     settings_for,
+    sqlite_write_lock,
     wait_for,
     webhook_url,
 )
@@ -36,29 +34,6 @@ async def system(rabbitmq: str, data_dir: Path, namespace: str) -> AsyncIterator
         yield running
 
 
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Another process's long write transaction: the file takes no other writer."""
-    ready, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        db = sqlite3.connect(path, isolation_level=None)
-        db.execute("BEGIN EXCLUSIVE")
-        ready.set()
-        release.wait(60)
-        db.execute("ROLLBACK")
-        db.close()
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    ready.wait(10)
-    try:
-        yield
-    finally:
-        release.set()
-        thread.join(10)
-
-
 async def health(system: System, url: str) -> tuple[int, dict[str, Any]]:
     async with system.session.get(url + "/healthz") as response:
         return response.status, await response.json()
@@ -70,7 +45,7 @@ async def test_the_executor_holds_runs_while_the_store_is_down_and_catches_up(
     workflow = await system.create(payment_workflow())
     url = webhook_url(system, workflow)
     worker = system.runners["executor"].app[WORKER]
-    with locked(data_dir / "hookflow.sqlite3"):
+    with sqlite_write_lock(data_dir / "hookflow.sqlite3"):
         answers = await asyncio.gather(
             *(system.post(url, json={"status": "paid", "n": n}) for n in range(40))
         )

@@ -331,14 +331,10 @@ class RunWorker:
         await self._reply(_replies_by_caller(done))
 
     async def _reply(self, callers: dict[str, list[RunReply]]) -> None:
-        if self._replier is None:
-            return
-        if len(callers) == 1:
-            [(reply_to, replies)] = callers.items()
-            await self._replier.reply(reply_to, *replies)
-        else:
+        if self._replier is not None:
+            replier = self._replier
             await asyncio.gather(
-                *(self._replier.reply(reply_to, *replies) for reply_to, replies in callers.items())
+                *(replier.reply(reply_to, *replies) for reply_to, replies in callers.items())
             )
 
     async def _plan(self, run: RunRequest) -> Plan | Broken | None:

@@ -28,12 +28,7 @@ from hookflow_gateway.ratelimit import RateLimiter, retry_after_header
 from hookflow_gateway.signatures import BadSignature
 from hookflow_gateway.submitter import RunSubmitter
 from hookflow_gateway.triggers import PENDING, TooManyCredentialChecks, Trigger, TriggerCache
-from hookflow_shared.bodies import (
-    OFF_LOOP_BYTES_FORM_XML,
-    parse_body,
-    parse_body_off_loop,
-    parse_query_string,
-)
+from hookflow_shared.bodies import parse_body_off_loop, parse_query_string
 from hookflow_shared.errors import (
     BadRequest,
     BrokerUnavailable,
@@ -230,8 +225,7 @@ class WebhookHandler:
         )
 
     async def _handle(self, request: web.Request, trigger: Trigger) -> web.StreamResponse:
-        if trigger.username is not None:  # a trigger without Basic auth has nothing to check
-            await self._authenticate(request, trigger)
+        await self._authenticate(request, trigger)
         raw = await self._read_body(request, trigger.max_body_bytes or self._max_body_bytes)
         if trigger.verifier is not None:
             trigger.verifier.verify(request.headers, raw)
@@ -243,10 +237,7 @@ class WebhookHandler:
                 "this trigger's rate limit is reached; retry later",
                 headers={"Retry-After": retry_after_header(wait)},
             )
-        if len(raw) <= OFF_LOOP_BYTES_FORM_XML:  # the usual webhook: parsed at once, here
-            body = parse_body(raw, request.content_type if raw else "", request.charset)
-        else:
-            body = await parse_body_off_loop(raw, request.content_type, request.charset)
+        body = await parse_body_off_loop(raw, request.content_type if raw else "", request.charset)
         execution_id = new_id()
         run = RunRequest(
             execution_id=execution_id,
