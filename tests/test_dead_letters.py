@@ -22,7 +22,7 @@ from hookflow_executor.worker import RunWorker
 from hookflow_shared.messaging import Delivery, Outcome, Topology
 from hookflow_shared.messaging.memory import MemoryBroker
 from hookflow_shared.messaging.topology import MAX_ATTEMPTS
-from hookflow_shared.models import RunBatch
+from hookflow_shared.models import RunBatch, run_batch_json
 from hookflow_shared.resources import STORAGE
 from hookflow_shared.storage import Storage
 from hookflow_shared.storage.sqlite import SqliteStorage
@@ -132,7 +132,8 @@ async def test_one_unreadable_run_spoils_no_other(sqlite: SqliteStorage) -> None
     await sqlite.insert_workflow(workflow)
     worker = RunWorker(sqlite)
     good = run_of(workflow, {"status": "paid"})
-    body = orjson.dumps({"runs": [{"execution_id": "broken"}, good.model_dump(mode="json")]})
+    readable = orjson.loads(run_batch_json([good]))["runs"][0]
+    body = orjson.dumps({"runs": [{"execution_id": "broken"}, readable]})
     assert await worker.handle(delivery_of(body)) is Outcome.DONE
     assert (await sqlite.get_execution(good.execution_id)) is not None
 
@@ -165,7 +166,7 @@ async def test_a_message_whose_executor_keeps_dying_is_dead_lettered_and_recorde
     assert stored_workflow is not None
     runs = [run_of(stored_workflow, {"status": "paid"}) for _ in range(2)]
     topology = Topology(namespace)
-    await publish_raw(rabbitmq, topology.runs_queue, RunBatch(runs=runs).model_dump_json().encode())
+    await publish_raw(rabbitmq, topology.runs_queue, run_batch_json(runs))
     await crash_while_holding(rabbitmq, topology.runs_queue, MAX_ATTEMPTS)
     # Now an executor starts: it finds the message on the dead-letter queue.
     runner, _ = await start_app(executor_app(system.settings))
@@ -214,9 +215,7 @@ async def test_runs_of_another_installation_are_left_for_their_owner(
     assert stored_workflow is not None
     foreign = run_of(stored_workflow, {"status": "paid"}, installation="another-installation")
     topology = Topology(namespace)
-    await publish_raw(
-        rabbitmq, topology.runs_queue, RunBatch(runs=[foreign]).model_dump_json().encode()
-    )
+    await publish_raw(rabbitmq, topology.runs_queue, run_batch_json([foreign]))
     worker: RunWorker = system.runners["executor"].app[WORKER]
 
     async def halted() -> bool:

@@ -4,9 +4,12 @@ Public documents (workflows, executions) use the camelCase names of the README's
 internal messages are JSON of these models too, never pickle.
 """
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -211,16 +214,22 @@ class StoredWorkflow(Wire):
 # --- messages ----------------------------------------------------------------------------------
 
 
-class TriggerContext(BaseModel):
+@dataclass(slots=True)
+class TriggerContext:
     """`$context` of a run: the configured headers, the parsed query and the parsed body."""
 
-    headers: dict[str, str] = {}
-    query: Any = {}
+    headers: dict[str, str] = field(default_factory=dict)
+    query: Any = field(default_factory=dict)
     body: Any = None
 
 
-class RunRequest(BaseModel):
-    """One accepted webhook call, to be run once."""
+@dataclass(slots=True)
+class RunRequest:
+    """One accepted webhook call, to be run once.
+
+    A plain dataclass, not a model: a gateway makes one per webhook, and a model's validation
+    of what it has just made itself took a tenth of its work on a webhook; an executor reads it
+    back through the message's model (RunBatch), validated."""
 
     execution_id: str
     workflow_id: str
@@ -239,10 +248,43 @@ class RunRequest(BaseModel):
     """The execution this run replays (POST /api/executions/{id}:replay)."""
 
 
+RUN = TypeAdapter(RunRequest)
+"""Validates one run read from elsewhere (a message's run on its own)."""
+
+
 class RunBatch(BaseModel):
     """What one broker message carries: the runs a gateway accepted in the same instant."""
 
     runs: list[RunRequest]
+
+
+_OPTIONAL_RUN_FIELDS = ("reply_to", "installation", "idempotency_key", "replay_of")
+
+
+def _run_fields(value: object) -> dict[str, Any]:
+    if isinstance(value, RunRequest):
+        fields = {
+            "execution_id": value.execution_id,
+            "workflow_id": value.workflow_id,
+            "version": value.version,
+            "received_at": value.received_at,
+            "request_id": value.request_id,
+            "context": value.context,
+        }
+        for name in _OPTIONAL_RUN_FIELDS:  # left out when null (their default): less to carry
+            if (field_value := getattr(value, name)) is not None:
+                fields[name] = field_value
+        return fields
+    if isinstance(value, TriggerContext):
+        return {"headers": value.headers, "query": value.query, "body": value.body}
+    raise TypeError(f"{type(value).__name__} is not part of a run message")
+
+
+def run_batch_json(runs: Sequence[RunRequest]) -> bytes:
+    """The message of a RunBatch, straight from the runs (orjson: a third of pydantic's time)."""
+    return orjson.dumps(
+        {"runs": runs}, default=_run_fields, option=orjson.OPT_PASSTHROUGH_DATACLASS
+    )
 
 
 class RunReply(BaseModel):

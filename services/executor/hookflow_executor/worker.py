@@ -39,7 +39,7 @@ from hookflow_shared.idempotency import claim_key
 from hookflow_shared.messaging import Broker, Delivery, Outcome
 from hookflow_shared.messaging.rpc import Replier
 from hookflow_shared.messaging.topology import MAX_ATTEMPTS
-from hookflow_shared.models import ExecutionRecord, RunBatch, RunReply, RunRequest, now
+from hookflow_shared.models import RUN, ExecutionRecord, RunBatch, RunReply, RunRequest, now
 from hookflow_shared.storage import Claim, Storage
 
 log = structlog.get_logger("hookflow.executor")
@@ -68,7 +68,7 @@ def read_runs(body: bytes) -> list[RunRequest]:
     runs = []
     for index, item in enumerate(items):
         try:
-            runs.append(RunRequest.model_validate(item))
+            runs.append(RUN.validate_python(item))
         except ValidationError as error:
             log.error(
                 "unreadable run in a message left out",

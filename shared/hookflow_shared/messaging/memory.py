@@ -29,9 +29,9 @@ from hookflow_shared.models import (
     ConfigApplied,
     Event,
     Replies,
-    RunBatch,
     RunReply,
     RunRequest,
+    run_batch_json,
 )
 
 log = structlog.get_logger("hookflow.bus")
@@ -76,16 +76,12 @@ class MemoryBroker(Broker):
     async def publish_runs(self, runs: Sequence[RunRequest], *, resent: bool = False) -> None:
         if not self._connected:
             raise BrokerUnavailable()
-        self._runs.messages.put_nowait(
-            _Message(RunBatch(runs=list(runs)).model_dump_json().encode(), resent=resent)
-        )
+        self._runs.messages.put_nowait(_Message(run_batch_json(runs), resent=resent))
 
     async def publish_sync_runs(self, runs: Sequence[RunRequest]) -> None:
         if not self._connected:
             raise BrokerUnavailable()
-        self._runs.messages.put_nowait(
-            _Message(RunBatch(runs=list(runs)).model_dump_json().encode(), sync=True)
-        )
+        self._runs.messages.put_nowait(_Message(run_batch_json(runs), sync=True))
 
     async def consume_runs(self, handler: DeliveryHandler, *, prefetch: int) -> Consumer:
         return _MemoryConsumer(self, self._runs, handler, prefetch)
