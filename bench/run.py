@@ -12,22 +12,23 @@ the same run.
 
 wrk (2 threads, `--latency`, bench/post.lua) POSTs a payment callback (bench/common.py PAYLOAD):
 
-    bare-50    the bare handler, 50 connections
+    async-50   examples/payment-callback.json, the README's payment workflow, without its Basic
+               auth (async: answered once the broker confirmed the run)
+    bare-50    the bare handler, 50 connections: between the two scenarios whose ratios to it
+               have targets, each measured within seconds of it (bench/common.py SCENARIOS)
+    sync-50    examples/payment-callback-sync.json, the README's "Payment callback (sync)": the
+               caller waits for the workflow's answer
     nodered-50 Node-RED (bench/nodered.py), a flow doing what the sync example does, in memory:
                the peer, measured next to the bare handler (skipped, with the reason printed,
                without node and npm; installed from npm into ~/.cache/hookflow-bench once)
-    async-50   examples/payment-callback.json, the README's payment workflow, without its Basic
-               auth (async: answered once the broker confirmed the run)
-    accept-50  the same with the executors frozen (SIGSTOP) through the warm-up and the run,
+    accept-50  async-50 with the executors frozen (SIGSTOP) through the warm-up and the run,
                then resumed to drain: what the gateway and the broker accept when the
                executors run on machines of their own (every run still checked)
-    async-200  the same, 200 connections (the issue's target: p99 under 50 ms)
+    async-200  async-50 at 200 connections (the issue's target: p99 under 50 ms)
     async-1    the same, one connection (each request waits for the broker's confirm)
-    idem-50    the same with `trigger.idempotency` by header, every request a new key: each
+    idem-50    async-50 with `trigger.idempotency` by header, every request a new key: each
                claims its key in the store before it is queued
-    sync-50    examples/payment-callback-sync.json, the README's "Payment callback (sync)": the
-               caller waits for the workflow's answer
-    sync-1     the same, one connection
+    sync-1     sync-50 at one connection
 
 and two scenarios without wrk (bench/backlog.py): with the executor stopped, `--backlog` runs
 (20,000) are POSTed to the async workflow through the gateway, then one executor (backlog-1) or

@@ -99,9 +99,9 @@ def test_summary_holds_each_scenario_and_the_ratios_to_bare() -> None:
     document = results_document()
     medians, ratios = document["medians"], document["ratios"]
     assert list(medians) == [
+        "async-50",
         "bare-50",
         "nodered-50",
-        "async-50",
         "accept-50",
         "async-1",
         "backlog-1",
@@ -218,7 +218,7 @@ def test_nodered_user_dir_holds_the_flow_and_settings(tmp_path: Path) -> None:
 
 def test_only_selects_scenarios_in_the_run_order_with_their_baseline() -> None:
     assert [s.name for s in select(None)] == SCENARIO_NAMES
-    assert [s.name for s in select("sync-50,async-200")] == [BASELINE, "async-200", "sync-50"]
+    assert [s.name for s in select("sync-50,async-200")] == [BASELINE, "sync-50", "async-200"]
     assert [s.name for s in select(" backlog-2 , backlog-1 ")] == ["backlog-1", "backlog-2"]
     assert [s.name for s in select("async-1")] == ["async-1"]  # one connection: no ratio
     assert [s.name for s in select("accept-50")] == [BASELINE, "accept-50"]
@@ -232,7 +232,7 @@ def test_only_refuses_unknown_scenarios(capsys: pytest.CaptureFixture[str]) -> N
     with pytest.raises(SystemExit) as exited:
         parse_args(["--only", "nodered"])
     assert exited.value.code == 2
-    assert "choose among bare-50, nodered-50" in capsys.readouterr().err
+    assert "choose among async-50, bare-50, sync-50" in capsys.readouterr().err
 
 
 def test_arguments_default_to_every_scenario_and_a_large_backlog() -> None:
