@@ -233,7 +233,7 @@ class RecordingChannel:
     def __init__(self) -> None:
         self.acks: list[tuple[int, bool]] = []
 
-    async def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
+    async def basic_ack(self, delivery_tag: int, multiple: bool = False, wait: bool = True) -> None:
         self.acks.append((delivery_tag, multiple))
 
 
@@ -242,13 +242,18 @@ async def test_acks_finished_together_go_as_one_up_to_the_oldest_still_open() ->
     acks = Acks(channel)  # type: ignore[arg-type]
     for tag in range(1, 8):
         acks.delivered(tag)
-    await asyncio.gather(acks.ack(2), acks.ack(3))  # 1 still open: each on its own
-    assert channel.acks == [(2, False), (3, False)]
-    await asyncio.gather(acks.ack(1), acks.ack(4), acks.ack(5), acks.ack(7))
+    for tag in (2, 3):
+        acks.ack(tag)
+    await acks.flushed()
+    assert channel.acks == [(2, False), (3, False)]  # 1 still open: each on its own
+    for tag in (1, 4, 5, 7):
+        acks.ack(tag)
+    await acks.flushed()
     assert channel.acks[2:] == [(5, True), (7, False)]  # 1 to 5 in one; 6 is open
     acks.settled_apart(6)  # handed back on its own
     for tag in (8, 9):
         acks.delivered(tag)
-    await asyncio.gather(acks.ack(8), acks.ack(9))
+        acks.ack(tag)
+    await acks.flushed()
     assert channel.acks[4:] == [(9, True)]
     assert len(acks) == 0

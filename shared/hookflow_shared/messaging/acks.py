@@ -9,11 +9,18 @@ about 95 µs to 38 µs (8 KB messages, 16 to an ack).
 
 A `multiple` ack settles only the deliveries still outstanding on the channel: one handed
 back or rejected before (on its own, `settled_apart` here) is not acknowledged by it.
+
+An ack costs its delivery no future or task of its own: the acks of a loop turn go out in the
+next, from one task, without waiting for the socket (the channel's frames leave in order, so a
+close sent later still follows them).
 """
 
-import aiormq.abc
+import asyncio
 
-from hookflow_shared.batching import Batcher
+import aiormq.abc
+import structlog
+
+log = structlog.get_logger("hookflow.broker")
 
 
 class Acks:
@@ -22,7 +29,8 @@ class Acks:
         self._open: dict[int, bool] = {}
         """The channel's deliveries not settled yet, by delivery tag in the order they came
         (the broker numbers them in order): whether each is finished."""
-        self._batcher: Batcher[int, None] = Batcher(self._send, max_batch=4096, max_in_flight=1)
+        self._finished: list[int] = []
+        self._sending: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
         return len(self._open)
@@ -35,11 +43,30 @@ class Acks:
         """A delivery handed back or rejected on its own."""
         self._open.pop(tag, None)
 
-    async def ack(self, tag: int) -> None:
-        """Returns once the ack of `tag` is written (with those finished meanwhile)."""
-        await self._batcher.submit(tag)
+    def ack(self, tag: int) -> None:
+        """Acknowledge `tag`, with the deliveries finished in the same loop turn."""
+        self._finished.append(tag)
+        if self._sending is None:
+            self._sending = asyncio.get_running_loop().create_task(self._send())
 
-    async def _send(self, tags: list[int]) -> None:
+    async def flushed(self) -> None:
+        """Returns once every ack asked for is handed to the channel."""
+        while self._sending is not None:
+            await asyncio.shield(self._sending)
+
+    async def _send(self) -> None:
+        try:
+            while self._finished:
+                await asyncio.sleep(0)  # the acks of this turn go together
+                tags, self._finished = self._finished, []
+                await self._write(tags)
+        except Exception as error:  # the channel is gone: the broker hands them back itself
+            log.info("acks not sent: the channel is gone", reason=repr(error))
+            self._finished = []
+        finally:
+            self._sending = None
+
+    async def _write(self, tags: list[int]) -> None:
         for tag in tags:
             self._open[tag] = True
         upto = None
@@ -53,8 +80,8 @@ class Acks:
                 del self._open[tag]
                 if tag == upto:
                     break
-            await self.channel.basic_ack(upto, multiple=True)
+            await self.channel.basic_ack(upto, multiple=True, wait=False)
         for tag in tags:
             if upto is None or tag > upto:
                 del self._open[tag]
-                await self.channel.basic_ack(tag)
+                await self.channel.basic_ack(tag, wait=False)

@@ -520,7 +520,7 @@ class _RunConsumer(Consumer):
             await _settle_apart(message, acks, message.nack(requeue=True))
             return
         log.info("redelivered sync run moved to the durable runs queue")
-        await _settle(acks.ack(_tag(message)))
+        acks.ack(_tag(message))
 
     async def _process(self, message: AbstractIncomingMessage, acks: Acks) -> None:
         delivery = _delivery(message)
@@ -534,7 +534,7 @@ class _RunConsumer(Consumer):
             outcome = Outcome.RETRY
         match outcome:
             case Outcome.DONE:
-                await _settle(acks.ack(_tag(message)))
+                acks.ack(_tag(message))
             case Outcome.RETRY:
                 await asyncio.sleep(retry_delay(delivery.attempt, self._backoff))
                 await _settle_apart(message, acks, message.nack(requeue=True))
@@ -556,6 +556,8 @@ class _RunConsumer(Consumer):
             for task in list(self._active):
                 task.cancel()
             await asyncio.gather(*self._active, return_exceptions=True)
+        if self._acks is not None:
+            await self._acks.flushed()
         if not self._channel.is_closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._channel.close(), 2)
