@@ -6,7 +6,6 @@ import pytest
 
 from hookflow_shared.errors import BrokerUnavailable
 from hookflow_shared.messaging import Broker, Delivery, Outcome
-from hookflow_shared.messaging.acks import Acks
 from hookflow_shared.messaging.topology import MAX_ATTEMPTS
 from hookflow_shared.models import ConfigEvent, RunBatch, RunRequest
 from tests.support import first_dead_letter, numbered_run
@@ -184,76 +183,3 @@ async def test_publishing_with_no_broker_fails_loudly(broker: Broker) -> None:
     await broker.close()
     with pytest.raises(BrokerUnavailable):
         await broker.publish_runs([run(1)])
-
-
-async def test_a_slow_delivery_holds_back_none_of_the_others_and_none_finished_comes_back(
-    broker: Broker,
-) -> None:
-    """Acks of deliveries finished together go as one (RabbitMQ: a `multiple` ack up to the
-    oldest delivery still open): one still running must hold back neither the acks of those
-    after it nor the prefetch window they take, and once the consumer stops, none of the
-    finished deliveries may come back."""
-    release = asyncio.Event()
-    finished: list[str] = []
-    all_but_the_first = asyncio.Event()
-
-    async def handle(delivery: Delivery) -> Outcome:
-        execution_id = RunBatch.model_validate_json(delivery.body).runs[0].execution_id
-        if execution_id == "e0":
-            await release.wait()
-        finished.append(execution_id)
-        if len(finished) == 11:
-            all_but_the_first.set()
-        return Outcome.DONE
-
-    consumer = await broker.consume_runs(handle, prefetch=4)
-    for number in range(12):
-        await broker.publish_runs([run(number)])
-    # Eleven finish while e0 holds one of the four slots: only if their acks freed theirs.
-    await asyncio.wait_for(all_but_the_first.wait(), 10)
-    release.set()
-    await consumer.stop(5)
-    assert sorted(finished) == sorted(f"e{n}" for n in range(12))
-
-    again: list[str] = []
-
-    async def record(delivery: Delivery) -> Outcome:
-        again.extend(r.execution_id for r in RunBatch.model_validate_json(delivery.body).runs)
-        return Outcome.DONE
-
-    second = await broker.consume_runs(record, prefetch=4)
-    await asyncio.sleep(1.0)  # an unacknowledged delivery comes back at once
-    await second.stop(1)
-    assert again == []
-
-
-class RecordingChannel:
-    """Stands for an aiormq channel: what was acknowledged, as (tag, multiple)."""
-
-    def __init__(self) -> None:
-        self.acks: list[tuple[int, bool]] = []
-
-    async def basic_ack(self, delivery_tag: int, multiple: bool = False, wait: bool = True) -> None:
-        self.acks.append((delivery_tag, multiple))
-
-
-async def test_acks_finished_together_go_as_one_up_to_the_oldest_still_open() -> None:
-    channel = RecordingChannel()
-    acks = Acks(channel)  # type: ignore[arg-type]
-    for tag in range(1, 8):
-        acks.delivered(tag)
-    for tag in (2, 3):
-        acks.ack(tag)
-    await acks.flushed()
-    assert channel.acks == [(2, False), (3, False)]  # 1 still open: each on its own
-    for tag in (1, 4, 5, 7):
-        acks.ack(tag)
-    await acks.flushed()
-    assert channel.acks[2:] == [(5, True), (7, False)]  # 1 to 5 in one; 6 is open
-    acks.settled_apart(6)  # handed back on its own
-    for tag in (8, 9):
-        acks.delivered(tag)
-        acks.ack(tag)
-    await acks.flushed()
-    assert channel.acks[4:] == [(9, True)]
-    assert len(acks) == 0

@@ -27,7 +27,6 @@ from pamqp.common import FieldTable
 from pydantic import TypeAdapter, ValidationError
 
 from hookflow_shared.errors import BrokerUnavailable, ForeignInstallation
-from hookflow_shared.messaging.acks import Acks
 from hookflow_shared.messaging.base import (
     Broker,
     ConnectionHandler,
@@ -435,12 +434,6 @@ class _EventSubscription(Consumer):
             await asyncio.wait_for(self._channel.close(), 2)
 
 
-def _tag(message: AbstractIncomingMessage) -> int:
-    tag = message.delivery_tag
-    assert tag is not None  # consumed with acks: every delivery has its tag
-    return tag
-
-
 def _delivery(message: AbstractIncomingMessage) -> Delivery:
     count = message.headers.get("x-delivery-count", 0)
     death = message.headers.get("x-first-death-reason")
@@ -458,7 +451,7 @@ def _delivery(message: AbstractIncomingMessage) -> Delivery:
 
 class _RunConsumer(Consumer):
     """Carries out each delivery's Outcome: ack, hand back after a delay, dead-letter, or hand
-    back at once. The acks of deliveries finished together go as one (messaging.acks).
+    back at once.
 
     Each delivery is handled in a task of its own, apart from the broker client's callback:
     when the connection drops, aiormq cancels the callbacks in flight, but a run half done is
@@ -474,7 +467,6 @@ class _RunConsumer(Consumer):
         self._channel = channel
         self._handler = handler
         self._tags: list[tuple[AbstractQueue, str]] = []
-        self._acks: Acks | None = None
         self._active: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -486,12 +478,10 @@ class _RunConsumer(Consumer):
     async def _on_message(
         self, message: AbstractIncomingMessage, *, move_redelivered: Mover | None
     ) -> None:
-        acks = self._acks_of(message)
-        acks.delivered(_tag(message))
         if move_redelivered is not None and message.redelivered:
-            work = asyncio.create_task(self._move(message, acks, move_redelivered))
+            work = asyncio.create_task(self._move(message, move_redelivered))
         else:
-            work = asyncio.create_task(self._process(message, acks))
+            work = asyncio.create_task(self._process(message))
         self._active.add(work)
         self._idle.clear()
         work.add_done_callback(self._finished)
@@ -503,45 +493,37 @@ class _RunConsumer(Consumer):
         if not self._active:
             self._idle.set()
 
-    def _acks_of(self, message: AbstractIncomingMessage) -> Acks:
-        """The acks of the channel that delivered `message`: a new one after a reconnection
-        (the broker hands back by itself what the channel lost held)."""
-        channel = message.channel
-        if self._acks is None or self._acks.channel is not channel:
-            self._acks = Acks(channel)
-        return self._acks
-
-    async def _move(self, message: AbstractIncomingMessage, acks: Acks, move: Mover) -> None:
+    async def _move(self, message: AbstractIncomingMessage, move: Mover) -> None:
         try:
             await move(message)
         except BrokerUnavailable:
             log.warning("redelivered sync run not moved; handing it back")
             await asyncio.sleep(retry_delay(1, self._backoff))
-            await _settle_apart(message, acks, message.nack(requeue=True))
+            await _settle(message.nack(requeue=True))
             return
         log.info("redelivered sync run moved to the durable runs queue")
-        acks.ack(_tag(message))
+        await _settle(message.ack())
 
-    async def _process(self, message: AbstractIncomingMessage, acks: Acks) -> None:
+    async def _process(self, message: AbstractIncomingMessage) -> None:
         delivery = _delivery(message)
         try:
             outcome = await self._handler(delivery)
         except asyncio.CancelledError:
-            await _settle_apart(message, acks, message.nack(requeue=True))
+            await _settle(message.nack(requeue=True))
             raise
         except Exception:
             log.exception("run message failed; handing it back")
             outcome = Outcome.RETRY
         match outcome:
             case Outcome.DONE:
-                acks.ack(_tag(message))
+                await _settle(message.ack())
             case Outcome.RETRY:
                 await asyncio.sleep(retry_delay(delivery.attempt, self._backoff))
-                await _settle_apart(message, acks, message.nack(requeue=True))
+                await _settle(message.nack(requeue=True))
             case Outcome.REJECT:
-                await _settle_apart(message, acks, message.reject(requeue=False))
+                await _settle(message.reject(requeue=False))
             case Outcome.RELEASE:
-                await _settle_apart(message, acks, message.nack(requeue=True))
+                await _settle(message.nack(requeue=True))
 
     async def stop(self, grace: float) -> None:
         for queue, tag in self._tags:
@@ -556,19 +538,9 @@ class _RunConsumer(Consumer):
             for task in list(self._active):
                 task.cancel()
             await asyncio.gather(*self._active, return_exceptions=True)
-        if self._acks is not None:
-            await self._acks.flushed()
         if not self._channel.is_closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._channel.close(), 2)
-
-
-async def _settle_apart(
-    message: AbstractIncomingMessage, acks: Acks, outcome: Awaitable[object]
-) -> None:
-    """Hand back or reject one delivery on its own."""
-    await _settle(outcome)
-    acks.settled_apart(_tag(message))
 
 
 async def _settle(outcome: Awaitable[object]) -> None:
