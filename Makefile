@@ -12,7 +12,7 @@ DEV_STAMP := $(VENV)/.dev-stamp
 DISTRIBUTIONS := shared services/gateway services/executor services/config-api services/cli
 PACKAGES := hookflow_shared hookflow_gateway hookflow_executor hookflow_config_api hookflow_cli
 
-.PHONY: install run test lint format bench fuzz clean
+.PHONY: install run test lint format bench compare fuzz clean
 
 # Everything: what running needs and the development tools.
 install: $(DEV_STAMP)
@@ -46,6 +46,15 @@ format: $(DEV_STAMP)
 # The benchmark (needs wrk and RabbitMQ on 127.0.0.1:5672); figures in bench/results/.
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/run.py
+
+# A paired A/B of a git revision (A) and this checkout (B), side by side on this machine:
+# `make compare BASE=HEAD~1` (bench/compare.py; TARGET=sync, PAIRS=8 optional).
+BASE ?=
+TARGET ?= async
+PAIRS ?= 8
+compare: $(DEV_STAMP)
+	@test -n "$(BASE)" || { echo "make compare BASE=<git revision>: the version to compare this checkout with" >&2; exit 2; }
+	$(BIN)/python bench/compare.py --base $(BASE) --target $(TARGET) --pairs $(PAIRS)
 
 # The hostile-input properties (tests/test_hostile_fuzz.py) with FUZZ_EXAMPLES examples each:
 # progress every 1,000, the figures at the end. About an hour; not for CI.

@@ -16,9 +16,9 @@ import pymongo
 import pytest
 from matplotlib import image
 
-from bench import nodered, storage
+from bench import compare, nodered, storage
 from bench.chart import draw_chart
-from bench.common import BASELINE, SCENARIO_NAMES, select
+from bench.common import BASELINE, SCENARIO_NAMES, BenchError, select
 from bench.memory import describe, parse_vmhwm, peak_rss_mb
 from bench.processes import Processes, delete_namespace
 from bench.report import round_ratios, summarise
@@ -311,3 +311,41 @@ async def test_the_bench_leaves_nothing_of_its_namespace_on_the_broker(
             channel = await connection.channel()
             with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
                 await channel.declare_exchange(exchange, passive=True)
+
+
+def test_compare_takes_a_revision_and_positive_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+    args = compare.parse_args(["--base", "HEAD~1"])
+    assert (args.base, args.target, args.conns, args.seconds, args.pairs) == (
+        "HEAD~1",
+        "async",
+        50,
+        5.0,
+        8,
+    )
+    wrongs = ([], ["--base", "x", "--pairs", "0"], ["--base", "x", "--target", "idem"])
+    for wrong in wrongs:
+        with pytest.raises(SystemExit) as exited:
+            compare.parse_args(wrong)
+        assert exited.value.code == 2
+    assert "--base" in capsys.readouterr().err
+
+
+def test_compare_runs_the_base_from_a_worktree_of_its_own() -> None:
+    """The worktree holds the base's five packages where PYTHONPATH points, and is gone after."""
+    worktree = compare.add_worktree("HEAD")
+    try:
+        folders = [Path(folder) for folder in compare.pythonpath_of(worktree).split(":")]
+        packages = [next(folder.glob("hookflow_*/__init__.py"), None) for folder in folders]
+        assert all(packages), folders
+        assert {package.parent.name for package in packages if package} == {
+            "hookflow_shared",
+            "hookflow_gateway",
+            "hookflow_executor",
+            "hookflow_config_api",
+            "hookflow_cli",
+        }
+    finally:
+        compare.remove_worktree(worktree)
+    assert not worktree.exists()
+    with pytest.raises(BenchError, match="no-such-revision"):
+        compare.add_worktree("no-such-revision")
