@@ -16,6 +16,12 @@ def test_ids_are_unique_and_well_formed_across_pages_of_random_bytes() -> None:
     assert len({made[12:] for made in ids}) == len(ids), "the random parts never repeat"
 
 
+def test_ids_made_one_after_another_sort_in_that_order_even_in_one_millisecond() -> None:
+    ids = [new_id() for _ in range(5000)]  # hundreds to a millisecond
+    assert ids == sorted(ids)
+    assert len({made[:12] for made in ids}) < len(ids), "several were made in one millisecond"
+
+
 def test_ids_made_in_threads_at_once_never_repeat() -> None:
     made: list[list[str]] = [[] for _ in range(4)]
 
