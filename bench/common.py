@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,14 @@ PAYLOAD = {"status": "paid", "amount": 12.5, "order": {"id": "A1"}}
 (bench/report.py REFERENCE) were measured with."""
 HEALTH_TIMEOUT = 30.0
 """Seconds a service (or the gateway's trigger list) has to become ready."""
+DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def broker_url() -> str:
+    """The RabbitMQ the benchmarks use: HOOKFLOW_BENCH_BROKER_URL, or the local one."""
+    return os.environ.get("HOOKFLOW_BENCH_BROKER_URL") or DEFAULT_BROKER_URL
+
+
 UNLIMITED = {"HOOKFLOW_RATE_LIMIT": "1000000", "HOOKFLOW_RATE_BURST": "10000000"}
 """The gateway's default per-trigger rate limit (1,000/s) lifted, to measure capacity."""
 

@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import os
 import secrets
 import shutil
 import statistics
@@ -47,7 +46,7 @@ import aiohttp
 # repository's root, the parent of bench/.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import HEALTH_TIMEOUT, PAYLOAD, RESULTS, ROOT, BenchError
+from bench.common import HEALTH_TIMEOUT, PAYLOAD, RESULTS, ROOT, BenchError, broker_url
 from bench.loadgen import run_wrk
 from bench.processes import (
     HOOKFLOW,
@@ -57,7 +56,6 @@ from bench.processes import (
     free_port,
     service_env,
 )
-from bench.run import DEFAULT_BROKER_URL
 from bench.workflows import load_workflows
 
 DISTRIBUTIONS = (
@@ -97,13 +95,12 @@ def start_side(
     data_dir = Path(tempfile.mkdtemp(prefix=f"hookflow-compare-{name.lower()}-"))
     namespace = f"bench-compare-{secrets.token_hex(3)}-{name.lower()}"
     token = secrets.token_urlsafe(24)
-    ports = {service: free_port() for service in (*SERVICES, "bare")}
+    ports = {service: free_port() for service in SERVICES}
     env = service_env(broker_url, namespace, token, data_dir, ports, lift_rate_limit=True)
     env.pop("PYTHONPATH", None)
     if pythonpath is not None:
         env["PYTHONPATH"] = pythonpath
     procs = Processes(data_dir)
-    procs.env = env
     sides[name] = Side(name, procs, namespace, data_dir)
     for service in SERVICES:
         procs.start(service, [str(HOOKFLOW), service], env, ports[service])
@@ -253,13 +250,13 @@ async def clean_up(broker_url: str, sides: dict[str, Side]) -> None:
 
 
 async def run(args: argparse.Namespace, wrk: str, worktree: Path) -> dict[str, Any]:
-    broker_url = os.environ.get("HOOKFLOW_BENCH_BROKER_URL") or DEFAULT_BROKER_URL
+    url = broker_url()
     sides: dict[str, Side] = {}
     try:
         print(f"compare: A = {args.base} (from {worktree}), B = this checkout", flush=True)
         access = {
-            "A": start_side(sides, "A", broker_url, pythonpath_of(worktree)),
-            "B": start_side(sides, "B", broker_url, None),
+            "A": start_side(sides, "A", url, pythonpath_of(worktree)),
+            "B": start_side(sides, "B", url, None),
         }
         async with aiohttp.ClientSession() as http:
             for name, (token, port) in access.items():
@@ -271,7 +268,7 @@ async def run(args: argparse.Namespace, wrk: str, worktree: Path) -> dict[str, A
         )
         return await compare(args, wrk, sides)
     finally:
-        await clean_up(broker_url, sides)
+        await clean_up(url, sides)
 
 
 def main(argv: list[str] | None = None) -> int:

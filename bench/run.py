@@ -110,7 +110,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import nodered, storage
 from bench.backlog import run_backlog
-from bench.common import ROOT, Backlog, BenchError, select
+from bench.common import ROOT, Backlog, BenchError, broker_url, select
 from bench.correctness import check_storage
 from bench.cpu import find_broker_pids
 from bench.machine import machine_info
@@ -126,8 +126,6 @@ from bench.report import print_failures, print_logs, round_ratios, write_results
 from bench.scenarios import run_scenario
 from bench.session import Bench
 from bench.workflows import set_up_workflows
-
-DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 def start_nodered(args: argparse.Namespace, procs: Processes, state: dict[str, Any]) -> None:
@@ -327,7 +325,7 @@ def new_state() -> dict[str, Any]:
     """What the run builds up, kept in one place so that the clean-up can report it all."""
     return {
         "started": dt.datetime.now(dt.UTC),
-        "broker_url": os.environ.get("HOOKFLOW_BENCH_BROKER_URL") or DEFAULT_BROKER_URL,
+        "broker_url": broker_url(),
         "namespace": f"bench-{secrets.token_hex(4)}",
         "token": secrets.token_urlsafe(24),
         "data_dir": Path(tempfile.mkdtemp(prefix="hookflow-bench-")),

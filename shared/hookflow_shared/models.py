@@ -228,8 +228,8 @@ class RunRequest:
     """One accepted webhook call, to be run once.
 
     A plain dataclass, not a model: a gateway makes one per webhook, and a model's validation
-    of what it has just made itself took a tenth of its work on a webhook; an executor reads it
-    back through the message's model (RunBatch), validated."""
+    of what it has just made itself cost some 2 µs of it (4.6 -> 2.8 µs to make one); an
+    executor reads it back through the message's model (RunBatch), validated."""
 
     execution_id: str
     workflow_id: str
