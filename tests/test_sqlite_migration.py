@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hookflow_shared.errors import Conflict
+from hookflow_shared.models import execution_json
 from hookflow_shared.storage.sqlite import SqliteStorage
 from tests.support import SECOND, T0, record, stored
 
@@ -34,7 +35,7 @@ async def test_an_earlier_file_gets_the_filter_columns_filled(tmp_path: Path) ->
         db.executescript(EARLIER_SCHEMA)
         db.executemany(
             "INSERT INTO executions (id, workflow_id, doc) VALUES (?, ?, ?)",
-            [(r.id, r.workflow_id, r.model_dump_json()) for r in records],
+            [(r.id, r.workflow_id, execution_json(r)) for r in records],
         )
     db.close()
 

@@ -47,7 +47,7 @@ from hookflow_shared.healthz import health_answer, storage_state
 from hookflow_shared.http import HttpError, error_middleware, json_response
 from hookflow_shared.messaging import Broker
 from hookflow_shared.metrics import use_metrics
-from hookflow_shared.models import ExecutionRecord, StoredWorkflow
+from hookflow_shared.models import EXECUTION, ExecutionRecord, StoredWorkflow
 from hookflow_shared.resources import BROKER, INSTALLATION, STORAGE, use_resources
 from hookflow_shared.settings import ConfigApiSettings
 from hookflow_shared.storage import Storage
@@ -258,7 +258,10 @@ async def delete_workflow(request: web.Request) -> web.Response:
 
 
 def _summary(record: ExecutionRecord) -> dict[str, Any]:
-    return record.model_dump(mode="json", include=set(ExecutionSummary.model_fields))
+    summary: dict[str, Any] = EXECUTION.dump_python(
+        record, mode="json", include=set(ExecutionSummary.model_fields)
+    )
+    return summary
 
 
 async def _executions(storage: Storage, found: ExecutionFilter, paging: Paging) -> web.Response:
@@ -294,7 +297,7 @@ async def get_execution(request: web.Request) -> web.Response:
     record = await request.app[STORAGE].get_execution(request.match_info["id"])
     if record is None:
         raise NotFound(f"execution {request.match_info['id']} not found")
-    return json_response(record.model_dump(mode="json"))
+    return json_response(EXECUTION.dump_python(record, mode="json"))
 
 
 async def replay_execution(request: web.Request) -> web.Response:

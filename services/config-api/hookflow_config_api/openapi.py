@@ -7,11 +7,11 @@ import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic.json_schema import JsonSchemaMode
 
 from hookflow_config_api import schemas
 from hookflow_config_api.docs import ASSETS
@@ -67,7 +67,8 @@ class ExecutionQuery(WorkflowExecutionQuery):
 
 # --- operations ----------------------------------------------------------------------------
 
-Model = type[BaseModel]
+Model = type
+"""A pydantic model, or a dataclass pydantic reads (the execution record)."""
 
 ERRORS = {
     400: "The body is not JSON, or a parameter is wrong (the error says what is allowed).",
@@ -301,8 +302,11 @@ def _schemas(
         bodies = operation.body if isinstance(operation.body, tuple) else (operation.body,)
         wanted.extend((model, "validation") for model in bodies if isinstance(model, type))
     unique = list(dict.fromkeys(wanted))
-    refs, definitions = models_json_schema(unique, ref_template="#/components/schemas/{model}")
-    return cast(dict[tuple[Model, JsonSchemaMode], Any], refs), definitions.get("$defs", {})
+    refs, definitions = TypeAdapter.json_schemas(
+        [(model, mode, TypeAdapter(model)) for model, mode in unique],
+        ref_template="#/components/schemas/{model}",
+    )
+    return refs, definitions.get("$defs", {})
 
 
 def _operation(

@@ -6,8 +6,10 @@ field (the same definitions): only the secrets' forms differ. A client writes `p
 `secret`; the store keeps `passwordHash` and `encryptedSecret`; an answer says `passwordSet`
 and `secretSet`."""
 
+import dataclasses
+from dataclasses import MISSING
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -25,7 +27,7 @@ from hookflow_shared.models import (
 
 
 def derive(
-    model: type[BaseModel],
+    model: type[Any],
     name: str,
     *,
     drop: set[str] = frozenset(),  # type: ignore[assignment]
@@ -35,10 +37,11 @@ def derive(
     doc: str | None = None,
 ) -> type[BaseModel]:
     """A model with `model`'s fields (the same types, defaults and constraints), less `drop`
-    (or only `keep`), with `fields` added or replaced."""
+    (or only `keep`), with `fields` added or replaced. `model` is a pydantic model or a
+    dataclass (the execution record)."""
     kept: dict[str, Any] = {
-        field: (info.annotation, info)
-        for field, info in model.model_fields.items()
+        field: definition
+        for field, definition in _fields_of(model).items()
         if field not in drop and (keep is None or field in keep)
     }
     kept.update(fields or {})
@@ -49,6 +52,22 @@ def derive(
         **kept,
     )
     return derived
+
+
+def _fields_of(model: type[Any]) -> dict[str, tuple[Any, Any]]:
+    """Each field's type and its FieldInfo (a model's) or default (a dataclass's)."""
+    if issubclass(model, BaseModel):
+        return {field: (info.annotation, info) for field, info in model.model_fields.items()}
+    hints = get_type_hints(model, include_extras=True)
+    return {
+        item.name: (
+            hints[item.name],
+            Field(default_factory=item.default_factory)
+            if item.default_factory is not MISSING
+            else (... if item.default is MISSING else item.default),
+        )
+        for item in dataclasses.fields(model)
+    }
 
 
 # --- the workflow, as written --------------------------------------------------------------

@@ -3,6 +3,7 @@ while the store does not answer, and never lost for one record the store refuses
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 import structlog
 
@@ -93,14 +94,13 @@ class Recorder:
                 f"{str(error)[:300]}); kept without its context, node results and response"
             )
             log.error("record refused; storing a failed record in its place", reason=reason)
-            stub = record.model_copy(
-                update={
-                    "status": "failed",
-                    "context": TriggerContext(),
-                    "nodes": [],
-                    "response": None,
-                    "error": reason,
-                }
+            stub = replace(
+                record,
+                status="failed",
+                context=TriggerContext(),
+                nodes=[],
+                response=None,
+                error=reason,
             )
             await retrying(self._health, "record an execution", lambda: self._save([stub]))
 

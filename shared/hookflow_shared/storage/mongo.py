@@ -12,7 +12,13 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailur
 
 from hookflow_shared.errors import Conflict, NotFound, StorageUnavailable
 from hookflow_shared.ids import new_id
-from hookflow_shared.models import CapturedRequest, ExecutionRecord, ExecutionStatus, StoredWorkflow
+from hookflow_shared.models import (
+    EXECUTION,
+    CapturedRequest,
+    ExecutionRecord,
+    ExecutionStatus,
+    StoredWorkflow,
+)
 from hookflow_shared.storage.base import (
     CaptureWindow,
     Claim,
@@ -431,7 +437,7 @@ class MongoStorage(Storage):
     @_unavailable
     async def save_executions(self, records: Sequence[ExecutionRecord]) -> None:
         operations = [
-            ReplaceOne({"_id": record.id}, _to_mongo(record.model_dump()), upsert=True)
+            ReplaceOne({"_id": record.id}, _to_mongo(EXECUTION.dump_python(record)), upsert=True)
             for record in records
         ]
         await self._executions.bulk_write(operations, ordered=False)
@@ -444,7 +450,7 @@ class MongoStorage(Storage):
     @_unavailable
     async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
         doc = await self._executions.find_one({"_id": execution_id})
-        return ExecutionRecord.model_validate(_from_mongo(doc)) if doc else None
+        return EXECUTION.validate_python(_from_mongo(doc)) if doc else None
 
     @_unavailable
     async def existing_executions(self, execution_ids: Sequence[str]) -> set[str]:
@@ -476,7 +482,7 @@ class MongoStorage(Storage):
             if bounds:
                 query[field] = bounds
         docs = await self._executions.find(query).sort("_id", DESCENDING).limit(limit + 1).to_list()
-        items = [ExecutionRecord.model_validate(_from_mongo(doc)) for doc in docs[:limit]]
+        items = [EXECUTION.validate_python(_from_mongo(doc)) for doc in docs[:limit]]
         return Page(items, items[-1].id if len(docs) > limit else None)
 
 

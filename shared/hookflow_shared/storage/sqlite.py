@@ -12,11 +12,13 @@ from pathlib import Path
 from hookflow_shared.errors import Conflict, NotFound, StorageUnavailable
 from hookflow_shared.ids import new_id
 from hookflow_shared.models import (
+    EXECUTION,
     CapturedRequest,
     ExecutionRecord,
     ExecutionStatus,
     StoredWorkflow,
     Wire,
+    execution_json,
 )
 from hookflow_shared.storage.base import (
     CaptureWindow,
@@ -461,7 +463,7 @@ class SqliteStorage(Storage):
 
     async def save_executions(self, records: Sequence[ExecutionRecord]) -> None:
         rows = [
-            (r.id, r.workflow_id, r.status, epoch_ms(r.received_at), r.model_dump_json())
+            (r.id, r.workflow_id, r.status, epoch_ms(r.received_at), execution_json(r))
             for r in records
         ]
 
@@ -495,7 +497,7 @@ class SqliteStorage(Storage):
                 "SELECT doc FROM executions WHERE id = ?", (execution_id,)
             ).fetchone()
         )
-        return ExecutionRecord.model_validate_json(row[0]) if row else None
+        return EXECUTION.validate_json(row[0]) if row else None
 
     async def existing_executions(self, execution_ids: Sequence[str]) -> set[str]:
         ids = list(execution_ids)
@@ -544,7 +546,7 @@ class SqliteStorage(Storage):
             f" WHERE {' AND '.join(where) or 'TRUE'} ORDER BY id DESC LIMIT ?"
         )
         rows = await self._call(lambda db: db.execute(sql, (*args, limit + 1)).fetchall())
-        return _page(rows, limit, ExecutionRecord.model_validate_json)
+        return _page(rows, limit, EXECUTION.validate_json)
 
 
 def _claim_row(claim: Claim) -> dict[str, object]:

@@ -16,4 +16,5 @@ async def run(config: ResponseNodeConfig, state: RunState) -> Step:
         raise ValueError(f"statusCode gave {code}, outside 200-599")
     headers = {h.name: str(state.render(h.value)) for h in config.headers}
     response = ResponseRecord(status_code=code, headers=headers, body=state.render(config.body))
-    return Step(result=response.model_dump(), response=response, end="succeeded")
+    result = {"statusCode": code, "headers": headers, "body": response.body}
+    return Step(result=result, response=response, end="succeeded")
