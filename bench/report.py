@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.chart import draw_chart
 from bench.common import BASELINE, PAYLOAD, RESULTS, ROOT, SCENARIOS, UNLIMITED, Backlog, Scenario
+from bench.floor import describe_floor
 from bench.memory import TARGETS_MB
 from bench.memory import describe as describe_memory
 from bench.session import Bench
@@ -279,6 +280,7 @@ def write_results(state: dict[str, Any], args: argparse.Namespace, status: int) 
         "failures": [asdict(f) for f in b.failures] if b else [],
         "service_logs": state.get("logs"),
         "peers": REFERENCE,
+        "confirm_floor": state.get("confirm_floor"),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"bench-{stamp}.json"
@@ -287,6 +289,8 @@ def write_results(state: dict[str, Any], args: argparse.Namespace, status: int) 
     (RESULTS / "latest.json").write_text(text)
     if medians:
         print_table(medians, ratios, len(rounds), state.get("memory", {}))
+        floor = describe_floor(state.get("confirm_floor"))
+        print(f"\nThe floor under async-1, measured in this run: {floor}")
         chart = draw_chart(document, path.with_suffix(".png"))
         shutil.copyfile(chart, RESULTS / "latest.png")
         print(f"\nChart: {chart.relative_to(ROOT)} (and bench/results/latest.png)")

@@ -34,6 +34,10 @@ and two scenarios without wrk (bench/backlog.py): with the executor stopped, `--
 (20,000) are POSTed to the async workflow through the gateway, then one executor (backlog-1) or
 two (backlog-2) start and drain the queue: runs per second and CPU per run.
 
+Once per run, before the rounds, bench/floor.py measures the floor under async-1: aio-pika
+alone publishing one persistent message at a time to a quorum queue, waiting for each confirm
+(`confirm_floor` in the JSON; printed under the tables).
+
 `--only SCENARIO[,SCENARIO]` runs some of them (bare-50 comes along when a chosen one is
 compared with it). With HOOKFLOW_MONGODB_URL set the services keep their data in that MongoDB
 (a database of the run's own, dropped at the end) instead of SQLite.
@@ -113,6 +117,7 @@ from bench.backlog import run_backlog
 from bench.common import ROOT, Backlog, BenchError, broker_url, select
 from bench.correctness import check_storage
 from bench.cpu import find_broker_pids
+from bench.floor import confirm_floor, describe_floor
 from bench.machine import machine_info
 from bench.processes import (
     HOOKFLOW,
@@ -164,6 +169,13 @@ def start_services(args: argparse.Namespace, procs: Processes, state: dict[str, 
     )
     procs.start_all(env, ports)
     start_nodered(args, procs, state)
+
+
+async def measure_floor(b: Bench) -> dict[str, Any]:
+    print("bench: the broker's confirm floor (aio-pika alone, one publish at a time)", flush=True)
+    floor = await confirm_floor(b.broker_url, b.namespace)
+    print(f"bench: confirm floor {describe_floor(floor)}", flush=True)
+    return floor
 
 
 async def run_rounds(b: Bench, rounds: list[dict[str, Any]]) -> None:
@@ -222,6 +234,7 @@ async def bench(args: argparse.Namespace, wrk: str, procs: Processes, state: dic
                 await b.wait_healthy(service)
             print("bench: all services healthy; creating the workflows", flush=True)
             await set_up_workflows(b)
+            state["confirm_floor"] = await measure_floor(b)
             await run_rounds(b, state["rounds"])
             state["storage"] = await check_storage(b)
     return 1 if b.failures else 0

@@ -19,6 +19,7 @@ from matplotlib import image
 from bench import compare, nodered, storage
 from bench.chart import draw_chart
 from bench.common import BASELINE, SCENARIO_NAMES, BenchError, select
+from bench.floor import confirm_floor, describe_floor, floor_queue
 from bench.memory import describe, parse_vmhwm, peak_rss_mb
 from bench.processes import Processes, delete_namespace
 from bench.report import round_ratios, summarise
@@ -311,6 +312,22 @@ async def test_the_bench_leaves_nothing_of_its_namespace_on_the_broker(
             channel = await connection.channel()
             with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
                 await channel.declare_exchange(exchange, passive=True)
+
+
+async def test_the_confirm_floor_measures_confirmed_publishes_and_leaves_no_queue(
+    rabbitmq: str, namespace: str
+) -> None:
+    floor = await confirm_floor(rabbitmq, namespace, publishes=40, warm_up=5)
+    assert floor["publishes"] == 40
+    assert floor["queue"] == "quorum"
+    assert 0 < floor["p50_ms"] <= floor["p90_ms"] <= floor["p99_ms"]
+    assert "p50 " in describe_floor(floor) and "40 confirmed" in describe_floor(floor)
+    assert describe_floor(None) == "not measured"
+    connection = await aio_pika.connect(rabbitmq)
+    async with connection:
+        channel = await connection.channel()
+        with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
+            await channel.declare_queue(floor_queue(namespace), passive=True)
 
 
 def test_compare_takes_a_revision_and_positive_sizes(capsys: pytest.CaptureFixture[str]) -> None:
