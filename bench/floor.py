@@ -18,6 +18,8 @@ from typing import Any
 import aio_pika
 
 from bench.common import PAYLOAD
+from hookflow_shared.ids import new_id
+from hookflow_shared.models import RunRequest, TriggerContext, now, run_batch_json
 
 WARM_UP = 100
 PUBLISHES = 1_000
@@ -27,16 +29,14 @@ def floor_queue(namespace: str) -> str:
     return f"{namespace}.floor"
 
 
-def percentile(sorted_ms: list[float], share: float) -> float:
-    return sorted_ms[min(len(sorted_ms) - 1, int(len(sorted_ms) * share))]
-
-
 async def confirm_floor(
     broker_url: str, namespace: str, *, publishes: int = PUBLISHES, warm_up: int = WARM_UP
 ) -> dict[str, Any]:
     """The latencies (ms) of `publishes` confirmed persistent publishes, one at a time."""
     name = floor_queue(namespace)
-    body = f'{{"runs":[{{"context":{{"body":{PAYLOAD}}}}}]}}'.encode()
+    # The message a gateway sends for one webhook of the async example.
+    run = RunRequest(new_id(), "floor", 1, now(), "floor", TriggerContext(body=PAYLOAD))
+    body = run_batch_json([run])
     connection = await aio_pika.connect(broker_url, timeout=10)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
@@ -53,13 +53,13 @@ async def confirm_floor(
                     took.append((time.perf_counter() - started) * 1000)
         finally:
             await queue.delete(if_unused=False, if_empty=False)
-    took.sort()
+    cuts = statistics.quantiles(took, n=100)
     return {
         "queue": "quorum",
         "publishes": publishes,
-        "p50_ms": round(statistics.median(took), 3),
-        "p90_ms": round(percentile(took, 0.9), 3),
-        "p99_ms": round(percentile(took, 0.99), 3),
+        "p50_ms": round(cuts[49], 3),
+        "p90_ms": round(cuts[89], 3),
+        "p99_ms": round(cuts[98], 3),
     }
 
 

@@ -2,7 +2,7 @@
 once: nothing after it runs."""
 
 from hookflow_executor.nodes.base import RunState, Step
-from hookflow_shared.models import ResponseRecord
+from hookflow_shared.models import ResponseRecord, response_document
 from hookflow_shared.workflow.configs import ResponseNodeConfig
 
 
@@ -16,5 +16,4 @@ async def run(config: ResponseNodeConfig, state: RunState) -> Step:
         raise ValueError(f"statusCode gave {code}, outside 200-599")
     headers = {h.name: str(state.render(h.value)) for h in config.headers}
     response = ResponseRecord(status_code=code, headers=headers, body=state.render(config.body))
-    result = {"statusCode": code, "headers": headers, "body": response.body}
-    return Step(result=result, response=response, end="succeeded")
+    return Step(result=response_document(response), response=response, end="succeeded")
