@@ -304,11 +304,13 @@ class RunWorker:
         if not callers:
             await self._recorder.save(records)
         else:
-            saving = asyncio.ensure_future(self._recorder.save(records))
+            # The answers first: a short write of records runs on the loop's own thread
+            # (SqliteStorage._write) and would hold them back until it is done.
+            replying = asyncio.ensure_future(self._reply(callers))
             try:
-                await self._reply(callers)
+                await self._recorder.save(records)
             finally:
-                await saving
+                await replying
         self.metrics.recorded(records)
         for run, record in done:
             log.info(
