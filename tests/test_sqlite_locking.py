@@ -150,7 +150,7 @@ async def test_the_adapter_checkpoints_the_wal_itself(tmp_path: Path) -> None:
         assert automatic == (0,)
         for _ in range(CHECKPOINT_COMMITS * 6):
             await store.save_executions([record("wf-1")])
-        # Each commit of a record adds 3 to 5 pages of 4 KiB: without checkpoints the WAL
+        # Each commit of a record adds about 4 pages of 4 KiB: without checkpoints the WAL
         # would hold 1,500 commits (over 20 MB) by now.
         wal = path.with_name(path.name + "-wal")
         assert wal.stat().st_size < 8 * 1024 * 1024, wal.stat().st_size

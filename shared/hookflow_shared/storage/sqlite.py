@@ -134,7 +134,7 @@ _STATUS_IS: dict[str, str] = {"succeeded": "status = 'succeeded'", "failed": "st
 # The connection checkpoints the WAL itself (SQLite's automatic checkpoint is off: it would
 # run inside a commit, and a commit may run on the event loop's thread), on its worker thread,
 # once its commits since the last checkpoint reach either figure. SQLite's own default is at
-# 1,000 pages of WAL: a commit of one record writes 3 to 5 pages, of 40 records about 20.
+# 1,000 pages of WAL: a commit of one record writes about 4 pages, of 40 records about 18.
 CHECKPOINT_COMMITS = 250
 CHECKPOINT_ROWS = 4000
 
