@@ -3,11 +3,12 @@ config API answers a real POST with what its nodes computed."""
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-from tests.support import System, seed_example, wait_for, webhook_url
+from tests.support import System, seed_example, sqlite_write_lock, wait_for, webhook_url
 
 JSON = {"Content-Type": "application/json"}
 
@@ -33,6 +34,23 @@ async def test_the_seed_example_answers_from_its_response_nodes(system: System) 
     retry, text = await system.post(url, json={"status": "pending", "order": {"id": "A2"}})
     assert (retry.status, text) == (400, b"payment not completed")
     assert retry.content_type == "text/plain"
+
+
+async def test_the_answer_does_not_wait_for_the_record(system: System, data_dir: Path) -> None:
+    """A sync caller's answer leaves the executor once the run finished; its record is written
+    meanwhile: here only once another writer lets go of the SQLite file, after the answer."""
+    workflow = await system.create(seed_example())
+    url = webhook_url(system, workflow)
+    with sqlite_write_lock(data_dir / "hookflow.sqlite3") as release:
+        response, body = await system.post(
+            url, json={"status": "paid", "amount": 3, "order": {"id": "A7"}}
+        )
+        answered = time.monotonic()
+        released = release()
+    assert (response.status, orjson.loads(body)) == (200, {"received": "A7", "amount": 3})
+    assert answered <= released
+    execution = await system.execution(response.headers["X-Hookflow-Execution-Id"])
+    assert execution["status"] == "succeeded"
 
 
 async def test_without_a_response_node_success_is_200_and_failure_500(system: System) -> None:
