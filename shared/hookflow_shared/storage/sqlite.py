@@ -170,7 +170,7 @@ class SqliteStorage(Storage):
                 self._timeout + 5,
             )
         except sqlite3.OperationalError as error:  # locked, I/O error, cannot open
-            raise StorageUnavailable(f"SQLite at {self._path}: {error}") from error
+            raise self._unavailable(error) from error
         except TimeoutError as error:
             raise StorageUnavailable(
                 f"SQLite at {self._path} did not answer within {self._timeout + 5:g} s"
@@ -198,7 +198,7 @@ class SqliteStorage(Storage):
             except _LockTaken:
                 pass  # another process is writing: wait for it on the thread
             except sqlite3.OperationalError as error:
-                raise StorageUnavailable(f"SQLite at {self._path}: {error}") from error
+                raise self._unavailable(error) from error
             else:
                 self._checkpoint_when_due(db)
                 return result
@@ -208,6 +208,9 @@ class SqliteStorage(Storage):
                 return body(db)
 
         return await self._call(write)
+
+    def _unavailable(self, error: sqlite3.OperationalError) -> StorageUnavailable:
+        return StorageUnavailable(f"SQLite at {self._path}: {error}")
 
     def _checkpoint_when_due(self, db: "_Connection") -> None:
         """Start a checkpoint on the worker thread once enough was committed since the last
@@ -226,7 +229,7 @@ class SqliteStorage(Storage):
         self._checkpointing = asyncio.wrap_future(submitted)
         self._checkpointing.add_done_callback(self._checkpointed)
 
-    def _checkpointed(self, done: "asyncio.Future[object]") -> None:
+    def _checkpointed(self, done: asyncio.Future[object]) -> None:
         self._checkpointing = None
         if not done.cancelled() and done.exception() is not None:
             # Not a failed write: the WAL grows until the next checkpoint goes through.
@@ -266,8 +269,7 @@ class SqliteStorage(Storage):
 
     async def close(self) -> None:
         if self._db is not None:
-            if self._checkpointing is not None:
-                await asyncio.gather(self._checkpointing, return_exceptions=True)
+            # Queued behind a checkpoint in flight, if any: the thread runs calls in turn.
             db, self._db = self._db, None
             await asyncio.wrap_future(self._thread.submit(db.close))
         self._thread.shutdown(wait=True)
@@ -708,23 +710,21 @@ class _Connection(sqlite3.Connection):
 
     lock_timeout: float
     commits = 0
-    changes = 0
     changes_at_checkpoint = 0
+    checkpoint_due = False
+    """Set by the thread that commits, so that the loop reads it without touching the connection."""
 
     def committed(self) -> None:
         self.commits += 1
-        self.changes = self.total_changes
-
-    @property
-    def checkpoint_due(self) -> bool:
-        return (
+        self.checkpoint_due = (
             self.commits >= CHECKPOINT_COMMITS
-            or self.changes - self.changes_at_checkpoint >= CHECKPOINT_ROWS
+            or self.total_changes - self.changes_at_checkpoint >= CHECKPOINT_ROWS
         )
 
     def checkpointed(self) -> None:
         self.commits = 0
         self.changes_at_checkpoint = self.total_changes
+        self.checkpoint_due = False
 
 
 # A writer waiting for the write lock tries again after 0.2 ms, then twice as long each time,
