@@ -18,6 +18,8 @@ from bench.floor import describe_floor
 from bench.memory import TARGETS_MB
 from bench.memory import describe as describe_memory
 from bench.session import Bench
+from bench.targets import check as check_targets
+from bench.targets import describe as describe_targets
 
 REFERENCE = {
     "bare-50": "7,100-7,300 req/s, p50 6.5 ms, p99 25 ms; 122-141 µs/req",
@@ -275,6 +277,7 @@ def write_results(state: dict[str, Any], args: argparse.Namespace, status: int) 
         "ratios": ratios,
         "memory": {name: round(mb, 1) for name, mb in sorted(state.get("memory", {}).items())},
         "memory_targets_mb": TARGETS_MB,
+        "targets": check_targets(medians, ratios, state.get("memory", {})) if medians else [],
         "rounds": rounds,
         "storage_check": state.get("storage"),
         "failures": [asdict(f) for f in b.failures] if b else [],
@@ -291,6 +294,8 @@ def write_results(state: dict[str, Any], args: argparse.Namespace, status: int) 
         print_table(medians, ratios, len(rounds), state.get("memory", {}))
         floor = describe_floor(state.get("confirm_floor"))
         print(f"\nThe floor under async-1, measured in this run: {floor}")
+        print("\nTargets (README, Performance), by this run's medians:")
+        print("\n".join(describe_targets(document["targets"])))
         chart = draw_chart(document, path.with_suffix(".png"))
         shutil.copyfile(chart, RESULTS / "latest.png")
         print(f"\nChart: {chart.relative_to(ROOT)} (and bench/results/latest.png)")

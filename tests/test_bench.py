@@ -24,6 +24,8 @@ from bench.memory import describe, parse_vmhwm, peak_rss_mb
 from bench.processes import Processes, delete_namespace
 from bench.report import round_ratios, summarise
 from bench.run import parse_args, start_nodered
+from bench.targets import check as check_targets
+from bench.targets import describe as describe_targets
 from hookflow_shared.messaging import Topology, open_broker
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -176,6 +178,39 @@ def test_memory_lines_compare_with_the_targets() -> None:
         "  gateway       151.0 MB   target < 150 MB: OVER",
         "  nodered       140.0 MB",
     ]
+
+
+def test_targets_are_read_off_the_run_and_counted() -> None:
+    medians = {
+        "async-200": {"p99_ms": 51.0},
+        "sync-1": {"p50_ms": 2.99},
+        "async-1": {"p50_ms": 2.5},
+    }
+    ratios = {"async/bare": 0.5, "sync/bare": 0.34, "nodered/bare": 0.2}
+    memory = {"gateway": 80.0, "executor": 120.0, "executor-2": 201.0, "config-api": 300.0}
+    results = {r["name"]: r for r in check_targets(medians, ratios, memory)}
+    assert {name: (r["value"], r["met"]) for name, r in results.items()} == {
+        "async-50 2xx/s, share of bare-50": (0.5, True),  # at least: the bound itself is met
+        "async-200 p99": (51.0, False),
+        "sync-50 2xx/s, share of bare-50": (0.34, False),
+        "sync-1 p50": (2.99, True),
+        "async-1 p50": (2.5, False),  # under: the bound itself is not
+        "gateway peak memory": (80.0, True),
+        "executor peak memory": (201.0, False),  # the highest of the executors
+    }
+    lines = describe_targets(list(results.values()))
+    assert lines[0] == "  async-50 2xx/s, share of bare-50        0.50   >= 0.5     met"
+    assert lines[1] == "  async-200 p99                        51.0 ms   < 50 ms    NOT MET"
+    assert lines[-1] == "  3 of 7 measured targets met"
+
+
+def test_targets_of_scenarios_not_run_are_not_measured() -> None:
+    results = check_targets({"async-1": {"p50_ms": 1.2}}, {"async/bare": None}, {})
+    assert [r["met"] for r in results] == [None, None, None, None, True, None, None]
+    lines = describe_targets(results)
+    assert lines[0].endswith("-   >= 0.5     not measured in this run")
+    assert lines[-1] == "  1 of 1 measured targets met"
+    assert describe_targets(check_targets({}, {}, {}))[-1] == "  no target measured in this run"
 
 
 def test_nodered_flow_is_wired_to_nodes_it_holds() -> None:
