@@ -25,9 +25,14 @@ def peak_rss_mb(pid: int) -> float:
     return parse_vmhwm(Path(f"/proc/{pid}/status").read_text())
 
 
+def kind_of(name: str) -> str:
+    """The kind of a process of the benchmark: "executor-2" is an executor."""
+    return name.split("-", 1)[0] if name.startswith("executor") else name
+
+
 def target_of(name: str) -> float | None:
-    """The target for a process of the benchmark ("executor-2" is an executor)."""
-    return TARGETS_MB.get(name.split("-", 1)[0] if name.startswith("executor") else name)
+    """The target for a process of the benchmark."""
+    return TARGETS_MB.get(kind_of(name))
 
 
 def describe(memory: dict[str, float]) -> list[str]:

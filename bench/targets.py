@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench.memory import TARGETS_MB
+from bench.memory import TARGETS_MB, kind_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ def _peak(process: str) -> Callable[..., float | None]:
     """The highest peak among the processes of this kind ("executor", "executor-2")."""
 
     def figure(_medians: Any, _ratios: Any, memory: dict[str, float]) -> float | None:
-        peaks = [mb for name, mb in memory.items() if name.split("-", 1)[0] == process]
+        peaks = [mb for name, mb in memory.items() if kind_of(name) == process]
         return max(peaks) if peaks else None
 
     return figure
@@ -87,12 +87,13 @@ def describe(results: list[dict[str, Any]]) -> list[str]:
     lines = []
     for r in results:
         sign = ">=" if r["at_least"] else "<"
-        bound = f"{sign} {r['bound']:g}{' ' + r['unit'] if r['unit'] else ''}"
+        unit = f" {r['unit']}" if r["unit"] else ""
+        bound = f"{sign} {r['bound']:g}{unit}"
         if r["value"] is None:
             value, verdict = "-", "not measured in this run"
         else:
             digits = 2 if r["unit"] in ("", "ms") and r["value"] < 10 else 1
-            value = f"{r['value']:.{digits}f}{' ' + r['unit'] if r['unit'] else ''}"
+            value = f"{r['value']:.{digits}f}{unit}"
             verdict = "met" if r["met"] else "NOT MET"
         lines.append(f"  {r['name']:<34} {value:>9}   {bound:<10} {verdict}")
     measured = [r for r in results if r["met"] is not None]
